@@ -1,0 +1,170 @@
+"""Every preset against its paper's equations (float64), torch's kernels, and gradcheck."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ablate.cells import GatedRNN, preset, preset_names
+from tests.cells import reference
+
+torch.set_default_dtype(torch.float32)
+
+SIZES = [(3, 5), (4, 4)]  # (M, N): M != N, and M == N where MUT1/MUT2 use raw x exactly
+
+
+def build(name: str, m: int, n: int, layers: int, bidirectional: bool, backend: str = "auto"):
+    torch.manual_seed(hash((name, m, n, layers, bidirectional)) % 2**31)
+    rnn = GatedRNN(
+        preset(name), m, n, num_layers=layers, bidirectional=bidirectional, init="torch",
+        backend=backend,
+    ).double()
+    with torch.no_grad():  # random everything, biases and peepholes included
+        for p in rnn.parameters():
+            p.uniform_(-0.8, 0.8)
+    return rnn
+
+
+def layer_params(rnn: GatedRNN) -> list[dict[str, torch.Tensor]]:
+    return [dict(layer.named_parameters()) for layer in rnn.layers]
+
+
+def test_reference_covers_every_preset():
+    assert sorted(preset_names()) == reference.ALL
+
+
+@pytest.mark.parametrize("name", reference.ALL)
+@pytest.mark.parametrize("m,n", SIZES)
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
+def test_matches_paper_equations(name, m, n, layers, bidirectional):
+    rnn = build(name, m, n, layers, bidirectional)
+    steps, batch = 6, 3
+    x = torch.randn(steps, batch, m, dtype=torch.float64, requires_grad=True)
+    out, state = rnn(x)
+    states = list(state) if isinstance(state, tuple) else [state]
+    ref_out, ref_states = reference.run(name, layer_params(rnn), x, n, layers, bidirectional)
+    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-12)
+    for s, r in zip(states, ref_states, strict=True):
+        torch.testing.assert_close(s, r, rtol=1e-10, atol=1e-12)
+
+    # Gradients of a random projection of every output, w.r.t. every parameter and the input.
+    weights = [torch.randn_like(t) for t in (out, *states)]
+    leaves = [x, *rnn.parameters()]
+    loss = sum((w * t).sum() for w, t in zip(weights, (out, *states), strict=True))
+    ref_loss = sum((w * t).sum() for w, t in zip(weights, (ref_out, *ref_states), strict=True))
+    grads = torch.autograd.grad(loss, leaves)
+    ref_grads = torch.autograd.grad(ref_loss, leaves, allow_unused=True)
+    for (pname, _), g, r in zip(
+        [("input", x), *rnn.named_parameters()], grads, ref_grads, strict=True
+    ):
+        assert r is not None, f"the reference does not use {pname}"
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-11, msg=f"gradient of {pname}")
+
+
+@pytest.mark.parametrize("name", reference.ALL)
+def test_gradcheck(name):
+    rnn = build(name, 3, 3, 1, True, backend="reference")
+    names = [k for k, _ in rnn.named_parameters()]
+    params = [p.detach().clone().requires_grad_(True) for p in rnn.parameters()]
+    x = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([4, 3])
+
+    def f(x, *ps):
+        out, _ = torch.func.functional_call(rnn, dict(zip(names, ps, strict=True)), (x,),
+                                            {"lengths": lengths})
+        return out
+
+    rnn.batch_first = True
+    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-5)
+
+
+def _copy_from_torch(rnn: GatedRNN, ref: nn.RNNBase, kind: str) -> None:
+    n = rnn.hidden_size
+    with torch.no_grad():
+        for k, layer in enumerate(rnn.layers):
+            sfx = f"_l{k // rnn.num_directions}" + ("_reverse" if k % 2 and rnn.bidirectional else "")
+            w_ih, w_hh = getattr(ref, "weight_ih" + sfx), getattr(ref, "weight_hh" + sfx)
+            b_ih, b_hh = getattr(ref, "bias_ih" + sfx), getattr(ref, "bias_hh" + sfx)
+            layer.weight_ih.copy_(w_ih)
+            layer.weight_hh.copy_(w_hh)
+            if kind == "lstm":
+                layer.bias.copy_(b_ih + b_hh)
+            else:
+                layer.bias.copy_(torch.cat([b_ih[: 2 * n] + b_hh[: 2 * n], b_ih[2 * n :]]))
+                layer.bias_hn.copy_(b_hh[2 * n :])
+
+
+def _torch_grads(rnn: GatedRNN, ref: nn.RNNBase, kind: str) -> list[torch.Tensor]:
+    """torch's gradients mapped to ablate's parameter layout."""
+    n = rnn.hidden_size
+    out = []
+    for k in range(len(rnn.layers)):
+        sfx = f"_l{k // rnn.num_directions}" + ("_reverse" if k % 2 and rnn.bidirectional else "")
+        out += [getattr(ref, "weight_ih" + sfx).grad, getattr(ref, "weight_hh" + sfx).grad]
+        b_ih, b_hh = getattr(ref, "bias_ih" + sfx).grad, getattr(ref, "bias_hh" + sfx).grad
+        out.append(b_ih)  # d/d(b_ih + b_hh) = d/d b_ih
+        if kind == "gru":
+            out.append(b_hh[2 * n :])
+    return out
+
+
+@pytest.mark.parametrize("name,kind", [("lstm", "lstm"), ("lstm_b", "lstm"), ("gru_torch", "gru")])
+@pytest.mark.parametrize("backend", ["fused", "reference"])
+@pytest.mark.parametrize("layers,bidirectional,use_lengths", [(1, False, False), (2, True, False),
+                                                              (2, True, True)])
+def test_matches_torch_kernel(name, kind, backend, layers, bidirectional, use_lengths):
+    torch.manual_seed(0)
+    m, n, steps, batch = 5, 7, 9, 4
+    ref = (nn.LSTM if kind == "lstm" else nn.GRU)(m, n, layers, bidirectional=bidirectional,
+                                                  batch_first=True)
+    rnn = GatedRNN(name, m, n, num_layers=layers, bidirectional=bidirectional, batch_first=True,
+                   backend=backend)
+    _copy_from_torch(rnn, ref, kind)
+    x = torch.randn(batch, steps, m)
+    x_ref = x.clone().requires_grad_(True)
+    x = x.requires_grad_(True)
+    lengths = torch.tensor([9, 3, 7, 1]) if use_lengths else None
+    out, state = rnn(x, lengths=lengths)
+    if use_lengths:
+        packed = nn.utils.rnn.pack_padded_sequence(x_ref, lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        ref_packed, ref_state = ref(packed)
+        ref_out, _ = nn.utils.rnn.pad_packed_sequence(ref_packed, batch_first=True,
+                                                      total_length=steps)
+    else:
+        ref_out, ref_state = ref(x_ref)
+    states = state if isinstance(state, tuple) else (state,)
+    ref_states = ref_state if isinstance(ref_state, tuple) else (ref_state,)
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
+    for s, r in zip(states, ref_states, strict=True):
+        torch.testing.assert_close(s, r, rtol=1e-5, atol=1e-5)
+    weights = [torch.randn_like(t) for t in (out, *states)]
+    sum((w * t).sum() for w, t in zip(weights, (out, *states), strict=True)).backward()
+    sum((w * t).sum() for w, t in zip(weights, (ref_out, *ref_states), strict=True)).backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
+    for (pname, p), g in zip(rnn.named_parameters(), _torch_grads(rnn, ref, kind), strict=True):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-5, msg=f"gradient of {pname}")
+
+
+@pytest.mark.parametrize("name", reference.ALL)
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_padded_batch_equals_each_sequence_alone(name, backend):
+    if backend == "reference" and preset(name).fused is None:
+        pytest.skip("auto is the reference path for this preset")
+    rnn = build(name, 3, 4, 2, True, backend=backend)
+    rnn.batch_first = True
+    lengths = torch.tensor([6, 2, 4, 1])
+    x = torch.randn(4, 6, 3, dtype=torch.float64)
+    x_padded = x.clone()
+    for b, length in enumerate(lengths):
+        x_padded[b, length:] = 1e3  # garbage in padding must change nothing
+    out, state = rnn(x_padded, lengths=lengths)
+    states = state if isinstance(state, tuple) else (state,)
+    for b, length in enumerate(lengths.tolist()):
+        alone, alone_state = rnn(x[b : b + 1, :length])
+        alone_states = alone_state if isinstance(alone_state, tuple) else (alone_state,)
+        torch.testing.assert_close(out[b, :length], alone[0], rtol=1e-10, atol=1e-12)
+        assert torch.all(out[b, length:] == 0)
+        for s, a in zip(states, alone_states, strict=True):
+            torch.testing.assert_close(s[:, b], a[:, 0], rtol=1e-10, atol=1e-12)
