@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ablate.errors import AblateError
 
-class SpecError(ValueError):
+
+class SpecError(AblateError):
     """A cell spec that makes no sense; the message names the offending field."""
 
 
