@@ -60,7 +60,21 @@ def _bench(argv: Sequence[str]) -> int:
     return main(list(argv))
 
 
+def _train(argv: Sequence[str]) -> int:
+    from ablate.train.app import main
+
+    return main(list(argv))
+
+
+def _ui(argv: Sequence[str]) -> int:
+    from ablate.ui import main
+
+    return main(list(argv))
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
+    "train": ("train cells on tasks (Hydra; -m for sweeps), logging to MLflow", _train),
+    "ui": ("open the MLflow UI on the project's store (127.0.0.1)", _ui),
     "cells": ("list the cell presets, or show one's equations", _cells),
     "bench": ("benchmark every preset against torch's fused kernels", _bench),
 }

@@ -1,0 +1,217 @@
+"""MLflow: where the store is, one experiment per study, one run per job under a sweep's parent.
+
+Only :class:`mlflow.MlflowClient` is used (no fluent "active run"), so the Hydra callback in
+the launching process and the jobs, in whatever processes a launcher puts them, never share
+hidden state: the parent run's id reaches jobs through an environment variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ablate.errors import AblateError
+
+log = logging.getLogger("ablate")
+
+PARENT_RUN_ENV = "ABLATE_MLFLOW_PARENT_RUN_ID"
+DEFAULT_STORE = "mlflow.db"
+ARTIFACTS = "mlartifacts"
+
+# Studies run offline and on clusters: no usage telemetry, and a bad server fails fast.
+for _key, _value in (
+    ("MLFLOW_DISABLE_TELEMETRY", "true"),
+    ("DO_NOT_TRACK", "true"),
+    ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
+    ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"),
+):
+    os.environ.setdefault(_key, _value)
+
+
+def working_root(root: str | Path | None) -> Path:
+    """The folder holding the default store: as configured, else where the command started."""
+    if root:
+        return Path(root).resolve()
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.cwd).resolve()
+    return Path.cwd().resolve()
+
+
+def tracking_uri(uri: str | None, root: str | Path | None) -> str:
+    """The configured URI, else $MLFLOW_TRACKING_URI, else a sqlite store at ``root``.
+
+    An absolute path, because Hydra jobs may run elsewhere and would each make a store.
+    """
+    if uri:
+        return str(uri)
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{working_root(root) / DEFAULT_STORE}"
+
+
+def client(uri: str) -> Any:
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(uri: str, name: str, root: str | Path | None) -> str:
+    """Create the store and the experiment once, before jobs race to (mlflow migrations do)."""
+    _check_reachable(uri)
+    mlflow_client = client(uri)
+    try:
+        experiment = mlflow_client.get_experiment_by_name(name)
+        if experiment is not None:
+            if experiment.lifecycle_stage == "deleted":
+                mlflow_client.restore_experiment(experiment.experiment_id)
+            return str(experiment.experiment_id)
+        location = None
+        if uri.startswith("sqlite:"):
+            location = (working_root(root) / ARTIFACTS).as_uri()
+        return str(mlflow_client.create_experiment(name, artifact_location=location))
+    except AblateError:
+        raise
+    except Exception as err:
+        # Another process may have created it between our lookup and create.
+        experiment = _retry(lambda: mlflow_client.get_experiment_by_name(name))
+        if experiment is None:
+            raise AblateError(f"tracking store {uri}: cannot create experiment {name!r}: {err}")
+        return str(experiment.experiment_id)
+
+
+def _check_reachable(uri: str) -> None:
+    """Fail before training, in one line, when a tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=10)
+    except requests.RequestException as err:
+        raise AblateError(
+            f"tracking server {uri} is unreachable ({type(err).__name__}); start it or set "
+            "tracking.uri"
+        ) from None
+
+
+def _retry(fn: Any, attempts: int = 8, delay: float = 0.2) -> Any:
+    """sqlite stores shared by parallel jobs may report 'database is locked' briefly."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except Exception as err:  # noqa: BLE001
+            if "locked" not in str(err).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(delay * 2**attempt)
+    return None
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> flat ``a.b.c`` keys, so MLflow's param table stays one level."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def git_commit() -> str:
+    """The commit of the ablate checkout that runs, or 'unknown' for an installed copy."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+class TrackedRun:
+    """One MLflow run, written through the client with retries."""
+
+    def __init__(self, uri: str, run_id: str) -> None:
+        self.uri = uri
+        self.run_id = run_id
+        self._client = client(uri)
+
+    @classmethod
+    def create(
+        cls,
+        uri: str,
+        experiment_id: str,
+        name: str,
+        tags: Mapping[str, str],
+        parent_run_id: str | None = None,
+    ) -> TrackedRun:
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        all_tags = dict(tags)
+        if parent_run_id:
+            all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+        mlflow_client = client(uri)
+        run = _retry(
+            lambda: mlflow_client.create_run(experiment_id, run_name=name, tags=all_tags)
+        )
+        return cls(uri, run.info.run_id)
+
+    def exists(self) -> bool:
+        try:
+            self._client.get_run(self.run_id)
+        except Exception:  # noqa: BLE001 - a run of another store, or deleted
+            return False
+        return True
+
+    def status(self) -> str:
+        return str(self._client.get_run(self.run_id).info.status)
+
+    def reopen(self) -> None:
+        _retry(lambda: self._client.update_run(self.run_id, status="RUNNING"))
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        existing = self._client.get_run(self.run_id).data.params
+        items = [Param(k, _param_str(v)) for k, v in params.items() if k not in existing]
+        for start in range(0, len(items), 90):
+            chunk = items[start : start + 90]
+            _retry(lambda chunk=chunk: self._client.log_batch(self.run_id, params=chunk))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        _retry(lambda: self._client.log_batch(self.run_id, metrics=items))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        _retry(lambda: self._client.log_batch(self.run_id, tags=items))
+
+    def log_artifacts(self, paths: Iterable[Path]) -> None:
+        for path in paths:
+            _retry(lambda path=path: self._client.log_artifact(self.run_id, str(path)))
+
+    def end(self, status: str) -> None:
+        _retry(lambda: self._client.set_terminated(self.run_id, status=status))
+
+
+def _param_str(value: Any) -> str:
+    text = "null" if value is None else str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."

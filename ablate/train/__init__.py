@@ -1,0 +1,1 @@
+"""Training: config -> task + model -> trainer -> MLflow."""

@@ -1,0 +1,282 @@
+"""``ablate train``: one Hydra job = one cell on one task, tracked as one MLflow run.
+
+Everything that can be wrong with the config or the data is checked before the first write
+to the tracking store, so a refused job leaves no half-made run behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from ablate.cells import CellSpec
+from ablate.errors import AblateError
+from ablate.model import ModelConfig, SequenceModel, count_parameters
+from ablate.paths import config_dir
+from ablate.tasks import Task, TaskDataError, build_task
+from ablate.tracking import (
+    PARENT_RUN_ENV,
+    TrackedRun,
+    ensure_experiment,
+    flatten,
+    git_commit,
+    tracking_uri,
+)
+from ablate.train.curves import plot_learning_curve
+from ablate.train.loop import Diverged, EpochRecord, Trainer, TrainerConfig, TrainResult
+from ablate.train.optim import OptimConfig
+
+log = logging.getLogger("ablate")
+
+# Keys that change where or how a job reports, never its numbers.
+_NOT_FINGERPRINTED = ("tracking", "threads", "trainer.progress", "trainer.checkpoint",
+                      "trainer.resume")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated job: everything built, nothing written yet."""
+
+    spec: CellSpec
+    task: Task
+    model: SequenceModel
+    trainer: Trainer
+    config: dict[str, Any]
+    fingerprint: str
+    job_dir: Path
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    flat = flatten(config)
+    kept = {
+        k: v for k, v in flat.items()
+        if not any(k == p or k.startswith(p + ".") for p in _NOT_FINGERPRINTED)
+    }
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AblateError(f"device: unknown device {name!r} (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AblateError(f"device={name}: CUDA is not available on this machine")
+    return device
+
+
+def _threads(cfg: DictConfig) -> int | None:
+    """One thread per job when a parallel launcher runs several jobs side by side."""
+    if cfg.threads is not None:
+        if int(cfg.threads) <= 0:
+            raise AblateError(f"threads must be a positive integer or null, got {cfg.threads}")
+        return int(cfg.threads)
+    if HydraConfig.initialized():
+        target = str(OmegaConf.select(HydraConfig.get(), "launcher._target_", default=""))
+        if "joblib" in target.lower():
+            return 1
+    return None
+
+
+def prepare(cfg: DictConfig) -> Job:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    threads = _threads(cfg)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    seed = int(cfg.seed)
+    spec = CellSpec.from_dict(config["cell"])
+    model_config = ModelConfig(**config["model"])
+    optim_config = OptimConfig.from_mapping(config["optim"])
+    trainer_config = TrainerConfig(
+        **{k: v for k, v in config["trainer"].items() if k != "resume"}
+    )
+    device = _device(str(cfg.device))
+    task = build_task(config["task"], seed=seed, cache_dir=config.get("cache_dir"))
+    torch.manual_seed(seed)
+    model = SequenceModel(spec, task, model_config)
+    job_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(".")
+    digest = fingerprint(config)
+    trainer = Trainer(
+        model,
+        task,
+        optim_config,
+        trainer_config,
+        seed=seed,
+        device=device,
+        checkpoint_path=job_dir / "checkpoint.pt",
+        fingerprint=digest,
+    )
+    return Job(spec, task, model, trainer, config, digest, job_dir)
+
+
+def _job_tags(job: Job, cfg: DictConfig) -> dict[str, str]:
+    tags = {
+        "cell": job.spec.name,
+        "task": job.task.name,
+        "seed": str(cfg.seed),
+        "study": str(cfg.study),
+        "git_commit": git_commit(),
+        "metric": job.task.metric,
+        "direction": "maximize" if job.task.higher_is_better else "minimize",
+        "ablate.kind": "job",
+        "ablate.fingerprint": job.fingerprint,
+        "job_dir": str(job.job_dir.resolve()),
+    }
+    if HydraConfig.initialized():
+        hc = HydraConfig.get()
+        tags["hydra.sweep_dir"] = str(OmegaConf.select(hc, "sweep.dir", default=""))
+        tags["hydra.job_num"] = str(OmegaConf.select(hc, "job.num", default=0))
+        tags["hydra.overrides"] = " ".join(hc.overrides.task)
+    return tags
+
+
+def _params(job: Job) -> dict[str, Any]:
+    config = {k: v for k, v in job.config.items() if k != "tracking"}
+    params = flatten(config)
+    params["cell.preset"] = job.spec.name
+    params.update({f"task.{k}": v for k, v in job.task.describe().items()})
+    return params
+
+
+def _open_run(job: Job, cfg: DictConfig, uri: str, experiment_id: str) -> tuple[TrackedRun, bool]:
+    """The run of an earlier attempt at this job (to continue), or a new one."""
+    marker = job.job_dir / "mlflow_run.json"
+    if marker.is_file():
+        try:
+            saved = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            saved = {}
+        if saved.get("fingerprint") == job.fingerprint and saved.get("uri") == uri:
+            run = TrackedRun(uri, str(saved.get("run_id")))
+            if run.exists():
+                return run, True
+    run = TrackedRun.create(
+        uri,
+        experiment_id,
+        name=f"{job.spec.name}/{job.task.name}/seed{cfg.seed}",
+        tags=_job_tags(job, cfg),
+        parent_run_id=os.environ.get(PARENT_RUN_ENV),
+    )
+    job.job_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(
+        json.dumps({"run_id": run.run_id, "uri": uri, "fingerprint": job.fingerprint})
+    )
+    return run, False
+
+
+def _epoch_metrics(record: EpochRecord) -> dict[str, float]:
+    return {
+        "train_loss": record.train_loss,
+        **{f"valid_{k}": v for k, v in record.valid.items()},
+        "epoch_seconds": record.seconds,
+        "lr": record.lr,
+    }
+
+
+def run_job(cfg: DictConfig) -> float:
+    """Train, track, and return the best validation value of the task's metric."""
+    job = prepare(cfg)
+    uri = tracking_uri(cfg.tracking.uri, cfg.tracking.root)
+    experiment_id = ensure_experiment(uri, str(cfg.tracking.experiment), cfg.tracking.root)
+    resume = job.trainer.resume_point() if cfg.trainer.resume else None
+    run, reopened = _open_run(job, cfg, uri, experiment_id)
+    if reopened and run.status() == "FINISHED" and resume is not None and resume.done:
+        value = resume.best_valid[job.task.metric]
+        log.info("job already finished (run %s): %s = %.6g", run.run_id, job.task.metric, value)
+        return float(value)
+    if reopened:
+        run.reopen()
+    else:
+        run.log_params(_params(job))
+    if resume is not None and not reopened:
+        for record in resume.history:  # a new run for an old checkpoint: replay its epochs
+            run.log_metrics(_epoch_metrics(EpochRecord(**record)), step=record["epoch"])
+
+    def on_epoch(record: EpochRecord) -> None:
+        run.log_metrics(_epoch_metrics(record), step=record.epoch)
+
+    try:
+        result = job.trainer.fit(on_epoch=on_epoch, resume=resume)
+    except Diverged as err:
+        log.error("run diverged: %s", err)
+        run.set_tags({"failure_reason": str(err)})
+        run.end("FAILED")
+        return job.task.worst_value()
+    except KeyboardInterrupt:
+        run.set_tags({"failure_reason": "interrupted (KeyboardInterrupt)"})
+        run.end("KILLED")
+        raise
+    except BaseException as err:
+        run.set_tags({"failure_reason": f"{type(err).__name__}: {err}"[:5000]})
+        run.end("FAILED")
+        raise
+    _finish(job, cfg, run, result)
+    return float(result.best_valid[job.task.metric])
+
+
+def _finish(job: Job, cfg: DictConfig, run: TrackedRun, result: TrainResult) -> None:
+    metric = job.task.metric
+    run.log_metrics(
+        {
+            **{f"best_valid_{k}": v for k, v in result.best_valid.items()},
+            **{f"test_{k}": v for k, v in result.test.items()},
+            "num_parameters": count_parameters(job.model),
+            "epochs": len(result.history),
+            "best_epoch": result.best_epoch,
+            "train_seconds": result.train_seconds,
+        }
+    )
+    if cfg.tracking.log_artifacts:
+        artifacts = []
+        hydra_dir = job.job_dir / ".hydra"
+        for name in ("config.yaml", "overrides.yaml"):
+            if (hydra_dir / name).is_file():
+                artifacts.append(hydra_dir / name)
+        artifacts.append(
+            plot_learning_curve(
+                result.history,
+                metric,
+                result.best_epoch,
+                f"{job.spec.name} on {job.task.name} (seed {cfg.seed})",
+                job.job_dir / "learning_curve.png",
+            )
+        )
+        weights = job.job_dir / "model.pt"
+        torch.save(job.model.state_dict(), weights)  # the best-validation weights
+        artifacts.append(weights)
+        run.log_artifacts(artifacts)
+    run.end("FINISHED")
+    log.info(
+        "done: best valid %s %.6g at epoch %d; test %s %.6g; run %s",
+        metric, result.best_valid[metric], result.best_epoch, metric, result.test[metric],
+        run.run_id,
+    )
+
+
+@hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> float:
+    try:
+        return run_job(cfg)
+    except (AblateError, TaskDataError) as err:
+        print(f"ablate train: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def main(argv: list[str]) -> int:
+    sys.argv = ["ablate train", *argv]
+    hydra_main()
+    return 0

@@ -1,0 +1,57 @@
+"""Hydra callback: create the MLflow store, experiment and a sweep's parent run up front.
+
+It runs in the launching process before any job, so parallel jobs never race to create the
+sqlite schema or the experiment, and every job of a multirun hangs under one parent run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from ablate.tracking import PARENT_RUN_ENV, TrackedRun, ensure_experiment, tracking_uri
+
+
+class MlflowCallback(Callback):
+    def __init__(self) -> None:
+        self.parent: TrackedRun | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        ensure_experiment(_uri(config), str(config.tracking.experiment), config.tracking.root)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        uri = _uri(config)
+        experiment_id = ensure_experiment(uri, str(config.tracking.experiment), config.tracking.root)
+        hydra = config.hydra  # HydraConfig is not set yet in the launching process
+        overrides = " ".join(hydra.overrides.task)
+        self.parent = TrackedRun.create(
+            uri,
+            experiment_id,
+            name=f"sweep: {overrides}"[:250] or "sweep",
+            tags={
+                "ablate.kind": "sweep",
+                "study": str(config.study),
+                "hydra.sweep_dir": str(hydra.sweep.dir),
+                "hydra.overrides": overrides,
+            },
+        )
+        os.environ[PARENT_RUN_ENV] = self.parent.run_id
+        # Ended FAILED if the process dies before on_multirun_end (a job raised, Ctrl-C).
+        atexit.register(self._end, "FAILED")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._end("FINISHED")
+
+    def _end(self, status: str) -> None:
+        if self.parent is not None:
+            self.parent.end(status)
+            self.parent = None
+            os.environ.pop(PARENT_RUN_ENV, None)
+
+
+def _uri(config: DictConfig) -> str:
+    return tracking_uri(config.tracking.uri, config.tracking.root)

@@ -1,0 +1,226 @@
+"""The epoch loop: train, validate, keep the best weights, checkpoint, stop by the schedule.
+
+The loop knows nothing of MLflow or Hydra: it reports each epoch to ``on_epoch`` and returns a
+:class:`TrainResult`; the app wires both to the tracking store.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ablate.errors import AblateError
+from ablate.model import SequenceModel, detach_state
+from ablate.tasks import Batch, Pattern, Task
+from ablate.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ablate.train.optim import (
+    LossReduction,
+    OptimConfig,
+    build_optimizer,
+    build_schedule,
+)
+
+log = logging.getLogger("ablate")
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    max_epochs: int = 20
+    patience: int = 5
+    batch_size: int = 32
+    eval_batch_size: int = 256
+    progress: bool | None = None  # None: a bar only when stderr is a terminal
+    checkpoint: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "patience", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise AblateError(f"trainer.{name} must be a positive integer, got {value!r}")
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    valid: dict[str, float]
+    seconds: float
+    lr: float
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_valid: dict[str, float]
+    test: dict[str, float]
+    history: list[EpochRecord] = field(default_factory=list)
+    train_seconds: float = 0.0
+    resumed_from: int = 0
+
+
+def better(task: Task, new: float, old: float | None) -> bool:
+    if old is None:
+        return True
+    return new > old if task.higher_is_better else new < old
+
+
+class Trainer:
+    """Trains one model on one task; resumable from its checkpoint with identical numbers."""
+
+    def __init__(
+        self,
+        model: SequenceModel,
+        task: Task,
+        optim: OptimConfig,
+        config: TrainerConfig,
+        *,
+        seed: int,
+        device: torch.device,
+        checkpoint_path: Path | None,
+        fingerprint: str,
+    ) -> None:
+        self.model = model.to(device)
+        self.task = task
+        self.optim_config = optim
+        self.config = config
+        self.seed = seed
+        self.device = device
+        self.checkpoint_path = checkpoint_path if config.checkpoint else None
+        self.fingerprint = fingerprint
+        self.optimizer = build_optimizer(model.parameters(), optim)
+        self.schedule = build_schedule(self.optimizer, optim, config.patience)
+
+    def resume_point(self) -> Checkpoint | None:
+        """The checkpoint of an earlier attempt at this very job, if there is one."""
+        if self.checkpoint_path is None:
+            return None
+        return load_checkpoint(self.checkpoint_path, self.fingerprint)
+
+    def fit(
+        self,
+        on_epoch: Callable[[EpochRecord], None] = lambda record: None,
+        resume: Checkpoint | None = None,
+    ) -> TrainResult:
+        history: list[EpochRecord] = []
+        best_value: float | None = None
+        best_state: dict[str, torch.Tensor] = _cpu_copy(self.model.state_dict())
+        best_epoch, best_valid = 0, {}
+        start_epoch, train_seconds, stopped = 1, 0.0, False
+        if resume is not None:
+            self.model.load_state_dict(resume.model)
+            self.optimizer.load_state_dict(resume.optimizer)
+            self.schedule.load_state_dict(resume.schedule)
+            torch.set_rng_state(resume.rng)
+            history = [EpochRecord(**r) for r in resume.history]
+            best_state, best_epoch, best_valid = resume.best_model, resume.best_epoch, resume.best_valid
+            best_value = best_valid.get(self.task.metric)
+            start_epoch, train_seconds, stopped = resume.epoch + 1, resume.train_seconds, resume.done
+            log.info("resuming after epoch %d from %s", resume.epoch, self.checkpoint_path)
+
+        epoch = start_epoch
+        while not stopped and epoch <= self.config.max_epochs:
+            began = time.perf_counter()
+            train_loss = self._train_epoch(epoch)
+            valid = self.evaluate("valid")
+            seconds = time.perf_counter() - began
+            train_seconds += seconds
+            record = EpochRecord(epoch, train_loss, valid, seconds, self.optimizer.param_groups[0]["lr"])
+            history.append(record)
+            value = valid[self.task.metric]
+            improved = better(self.task, value, best_value)
+            if improved:
+                best_value, best_epoch, best_valid = value, epoch, valid
+                best_state = _cpu_copy(self.model.state_dict())
+            stopped = self.schedule.after_epoch(improved) or epoch == self.config.max_epochs
+            log.info(
+                "epoch %d: train loss %.4f, valid %s %.4f%s, %.1fs",
+                epoch, train_loss, self.task.metric, value, " (best)" if improved else "", seconds,
+            )
+            if self.checkpoint_path is not None:
+                save_checkpoint(
+                    self.checkpoint_path,
+                    Checkpoint(
+                        fingerprint=self.fingerprint,
+                        epoch=epoch,
+                        done=stopped,
+                        model=self.model.state_dict(),
+                        optimizer=self.optimizer.state_dict(),
+                        schedule=self.schedule.state_dict(),
+                        rng=torch.get_rng_state(),
+                        history=[r.__dict__ for r in history],
+                        best_model=best_state,
+                        best_epoch=best_epoch,
+                        best_valid=best_valid,
+                        train_seconds=train_seconds,
+                    ),
+                )
+            on_epoch(record)
+            epoch += 1
+
+        self.model.load_state_dict(best_state)
+        test = self.evaluate("test")
+        return TrainResult(best_epoch, best_valid, test, history, train_seconds, start_epoch - 1)
+
+    def _train_epoch(self, epoch: int) -> float:
+        self.model.train()
+        total, count = 0.0, 0
+        state: Any = None
+        batches = self.task.batches(
+            "train", self.config.batch_size, shuffle=True, seed=self.seed * 100_003 + epoch
+        )
+        show = self.config.progress if self.config.progress is not None else sys.stderr.isatty()
+        bar = tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not show, unit="batch")
+        for index, batch in enumerate(bar):
+            batch = batch.to(self.device)
+            logits, new_state = self.model(batch, state if batch.carry_state else None)
+            state = detach_state(new_state) if batch.carry_state else None
+            loss = self.task.loss(logits, batch)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise Diverged(f"training loss became {value} at epoch {epoch}, batch {index + 1}")
+            self.optimizer.zero_grad(set_to_none=True)
+            self._scaled(loss, batch).backward()
+            if self.optim_config.clip_norm is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.optim_config.clip_norm)
+            self.optimizer.step()
+            total += value
+            count += 1
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        if count == 0:
+            raise AblateError(f"task {self.task.name}: the train split gave no batches")
+        return total / count
+
+    def _scaled(self, loss: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Jozefowicz divides the summed loss by the batch size, not by the positions."""
+        per_sequence = self.optim_config.loss_reduction == LossReduction.PER_SEQUENCE
+        if per_sequence and self.task.pattern is not Pattern.MANY_TO_ONE:
+            return loss * (int(batch.mask.sum()) / batch.inputs.shape[0])
+        return loss
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        self.model.eval()
+
+        def predict(batch: Batch, state: object | None) -> tuple[torch.Tensor, object]:
+            return self.model(batch.to(self.device), state)
+
+        return self.task.evaluate(predict, split, self.config.eval_batch_size)
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in copy.copy(state).items()}
