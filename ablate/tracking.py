@@ -182,6 +182,9 @@ class TrackedRun:
     def reopen(self) -> None:
         _retry(lambda: self._client.update_run(self.run_id, status="RUNNING"))
 
+    def metric_steps(self, key: str) -> set[int]:
+        return {m.step for m in self._client.get_metric_history(self.run_id, key)}
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 

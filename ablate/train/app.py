@@ -94,6 +94,7 @@ def _threads(cfg: DictConfig) -> int | None:
 def prepare(cfg: DictConfig) -> Job:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
+    config.pop("hydra", None)  # present when composed with return_hydra_config
     threads = _threads(cfg)
     if threads is not None:
         torch.set_num_threads(threads)
@@ -202,12 +203,16 @@ def run_job(cfg: DictConfig) -> float:
         run.reopen()
     else:
         run.log_params(_params(job))
-    if resume is not None and not reopened:
-        for record in resume.history:  # a new run for an old checkpoint: replay its epochs
-            run.log_metrics(_epoch_metrics(EpochRecord(**record)), step=record["epoch"])
+    # Epochs already in the run are not logged again; epochs only the checkpoint knows (a kill
+    # between checkpoint and logging, or a new store) are.
+    logged = run.metric_steps("train_loss")
+    for past in resume.history if resume is not None else []:
+        if past["epoch"] not in logged:
+            run.log_metrics(_epoch_metrics(EpochRecord(**past)), step=past["epoch"])
 
     def on_epoch(record: EpochRecord) -> None:
-        run.log_metrics(_epoch_metrics(record), step=record.epoch)
+        if record.epoch not in logged:
+            run.log_metrics(_epoch_metrics(record), step=record.epoch)
 
     try:
         result = job.trainer.fit(on_epoch=on_epoch, resume=resume)

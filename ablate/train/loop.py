@@ -151,6 +151,7 @@ class Trainer:
                 "epoch %d: train loss %.4f, valid %s %.4f%s, %.1fs",
                 epoch, train_loss, self.task.metric, value, " (best)" if improved else "", seconds,
             )
+            on_epoch(record)
             if self.checkpoint_path is not None:
                 save_checkpoint(
                     self.checkpoint_path,
@@ -169,7 +170,6 @@ class Trainer:
                         train_seconds=train_seconds,
                     ),
                 )
-            on_epoch(record)
             epoch += 1
 
         self.model.load_state_dict(best_state)
