@@ -45,8 +45,9 @@ def _cells(argv: Sequence[str]) -> int:
     rows = [("preset", "paper", f"params (M={m}, N={n})", "description")]
     for name in preset_names():
         spec = preset(name)
-        rows.append((name, spec.paper, f"{layout(spec, m, n).num_parameters():,}",
-                     spec.description))
+        rows.append(
+            (name, spec.paper, f"{layout(spec, m, n).num_parameters():,}", spec.description)
+        )
     widths = [max(len(r[k]) for r in rows) for k in range(3)]
     for r in rows:
         print("  ".join(r[k].ljust(widths[k]) for k in range(3)) + "  " + r[3])

@@ -164,9 +164,7 @@ class TrackedRun:
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         mlflow_client = client(uri)
-        run = _retry(
-            lambda: mlflow_client.create_run(experiment_id, run_name=name, tags=all_tags)
-        )
+        run = _retry(lambda: mlflow_client.create_run(experiment_id, run_name=name, tags=all_tags))
         return cls(uri, run.info.run_id)
 
     def exists(self) -> bool:

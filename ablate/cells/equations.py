@@ -32,8 +32,9 @@ def equations(spec: CellSpec) -> list[str]:
 def _lstm(spec: CellSpec) -> list[str]:
     gates = spec.parametrized_gates
     fed_back = ", ".join(f"{_GATE_LETTER[g]}_{{t-1}}" for g in gates)
-    lines = [f"z_t = {_apply(spec.block_activation, 'W_z x_t + R_z h_{t-1} + b_z')}"
-             "    (block input)"]
+    lines = [
+        f"z_t = {_apply(spec.block_activation, 'W_z x_t + R_z h_{t-1} + b_z')}    (block input)"
+    ]
 
     def gate_line(g: Gate) -> str:
         k = _GATE_LETTER[g]

@@ -85,11 +85,7 @@ def layout(spec: CellSpec, input_size: int, hidden_size: int) -> Layout:
     if spec.kind is StateKind.LSTM:
         gates = [str(g) for g in spec.parametrized_gates]
         # torch.nn.LSTM's row order i, f, g, o, so the standard LSTM copies and fuses directly.
-        rows = tuple(
-            r
-            for r in ("input", "forget", BLOCK, "output")
-            if r == BLOCK or r in gates
-        )
+        rows = tuple(r for r in ("input", "forget", BLOCK, "output") if r == BLOCK or r in gates)
         return Layout(
             kind=spec.kind,
             input_size=input_size,
@@ -99,16 +95,15 @@ def layout(spec: CellSpec, input_size: int, hidden_size: int) -> Layout:
             th_rows=(),
             bias_rows=rows,
             gg_rows=tuple(gates) if spec.full_gate_recurrence else (),
-            peepholes=tuple(str(g) for g in (Gate.INPUT, Gate.FORGET, Gate.OUTPUT)
-                            if g in spec.peepholes),
+            peepholes=tuple(
+                str(g) for g in (Gate.INPUT, Gate.FORGET, Gate.OUTPUT) if g in spec.peepholes
+            ),
             input_adapter=False,
             recurrent_candidate_bias=False,
         )
     if spec.kind is StateKind.GRU:
         parts = ("reset", "update", "candidate")  # torch.nn.GRU's row order r, z, n
-        raw = any(
-            s in (Source.X, Source.TANH_X) for p in parts for s in spec.sources[p]
-        )
+        raw = any(s in (Source.X, Source.TANH_X) for p in parts for s in spec.sources[p])
         return Layout(
             kind=spec.kind,
             input_size=input_size,

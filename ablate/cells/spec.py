@@ -164,7 +164,9 @@ class CellSpec:
         if "sources" in kwargs:
             src = kwargs["sources"] or {}
             if not isinstance(src, Mapping):
-                raise SpecError("cell spec: field 'sources' must map reset/update/candidate -> list")
+                raise SpecError(
+                    "cell spec: field 'sources' must map reset/update/candidate -> list"
+                )
             kwargs["sources"] = {
                 str(part): tuple(_enum(Source, s, f"sources.{part}") for s in srcs)
                 for part, srcs in src.items()
@@ -228,8 +230,10 @@ def _validate(spec: CellSpec) -> None:
             fail("output_activation", f"kind {spec.kind!s} has no output activation")
     if spec.kind is StateKind.GRU:
         _validate_gru(spec, fail)
-    elif spec.sources or spec.reset is not ResetPosition.BEFORE or (
-        spec.update_side is not UpdateSide.OLD
+    elif (
+        spec.sources
+        or spec.reset is not ResetPosition.BEFORE
+        or (spec.update_side is not UpdateSide.OLD)
     ):
         fail("sources", f"sources/reset/update_side belong to kind 'gru', not {spec.kind!s}")
     if spec.kind is StateKind.ELMAN and spec.fused is not None:

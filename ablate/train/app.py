@@ -40,8 +40,13 @@ from ablate.train.optim import OptimConfig
 log = logging.getLogger("ablate")
 
 # Keys that change where or how a job reports, never its numbers.
-_NOT_FINGERPRINTED = ("tracking", "threads", "trainer.progress", "trainer.checkpoint",
-                      "trainer.resume")
+_NOT_FINGERPRINTED = (
+    "tracking",
+    "threads",
+    "trainer.progress",
+    "trainer.checkpoint",
+    "trainer.resume",
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,8 @@ class Job:
 def fingerprint(config: dict[str, Any]) -> str:
     flat = flatten(config)
     kept = {
-        k: v for k, v in flat.items()
+        k: v
+        for k, v in flat.items()
         if not any(k == p or k.startswith(p + ".") for p in _NOT_FINGERPRINTED)
     }
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -102,9 +108,7 @@ def prepare(cfg: DictConfig) -> Job:
     spec = CellSpec.from_dict(config["cell"])
     model_config = ModelConfig(**config["model"])
     optim_config = OptimConfig.from_mapping(config["optim"])
-    trainer_config = TrainerConfig(
-        **{k: v for k, v in config["trainer"].items() if k != "resume"}
-    )
+    trainer_config = TrainerConfig(**{k: v for k, v in config["trainer"].items() if k != "resume"})
     device = _device(str(cfg.device))
     task = build_task(config["task"], seed=seed, cache_dir=config.get("cache_dir"))
     torch.manual_seed(seed)
@@ -267,7 +271,11 @@ def _finish(job: Job, cfg: DictConfig, run: TrackedRun, result: TrainResult) -> 
     run.end("FINISHED")
     log.info(
         "done: best valid %s %.6g at epoch %d; test %s %.6g; run %s",
-        metric, result.best_valid[metric], result.best_epoch, metric, result.test[metric],
+        metric,
+        result.best_valid[metric],
+        result.best_epoch,
+        metric,
+        result.test[metric],
         run.run_id,
     )
 

@@ -25,7 +25,9 @@ class MlflowCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         uri = _uri(config)
-        experiment_id = ensure_experiment(uri, str(config.tracking.experiment), config.tracking.root)
+        experiment_id = ensure_experiment(
+            uri, str(config.tracking.experiment), config.tracking.root
+        )
         hydra = config.hydra  # HydraConfig is not set yet in the launching process
         overrides = " ".join(hydra.overrides.task)
         self.parent = TrackedRun.create(

@@ -24,7 +24,9 @@ def plot_learning_curve(
     ax_loss.legend()
     ax_metric.plot(epochs, [r.valid[metric] for r in history], marker="o", ms=3, color="C1")
     if best_epoch:
-        ax_metric.axvline(best_epoch, color="0.6", ls="--", lw=1, label=f"best (epoch {best_epoch})")
+        ax_metric.axvline(
+            best_epoch, color="0.6", ls="--", lw=1, label=f"best (epoch {best_epoch})"
+        )
         ax_metric.legend()
     ax_metric.set(xlabel="epoch", ylabel=f"valid {metric}", title=f"valid {metric}")
     fig.suptitle(title)

@@ -7,6 +7,7 @@ The loop knows nothing of MLflow or Hydra: it reports each epoch to ``on_epoch``
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
 import sys
@@ -44,6 +45,7 @@ class TrainerConfig:
     patience: int = 5
     batch_size: int = 32
     eval_batch_size: int = 256
+    max_batches: int | None = None  # cap on training batches per epoch (smoke runs of long tasks)
     progress: bool | None = None  # None: a bar only when stderr is a terminal
     checkpoint: bool = True
 
@@ -52,6 +54,10 @@ class TrainerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise AblateError(f"trainer.{name} must be a positive integer, got {value!r}")
+        if self.max_batches is not None and self.max_batches <= 0:
+            raise AblateError(
+                f"trainer.max_batches must be positive or null, got {self.max_batches}"
+            )
 
 
 @dataclass
@@ -127,9 +133,17 @@ class Trainer:
             self.schedule.load_state_dict(resume.schedule)
             torch.set_rng_state(resume.rng)
             history = [EpochRecord(**r) for r in resume.history]
-            best_state, best_epoch, best_valid = resume.best_model, resume.best_epoch, resume.best_valid
+            best_state, best_epoch, best_valid = (
+                resume.best_model,
+                resume.best_epoch,
+                resume.best_valid,
+            )
             best_value = best_valid.get(self.task.metric)
-            start_epoch, train_seconds, stopped = resume.epoch + 1, resume.train_seconds, resume.done
+            start_epoch, train_seconds, stopped = (
+                resume.epoch + 1,
+                resume.train_seconds,
+                resume.done,
+            )
             log.info("resuming after epoch %d from %s", resume.epoch, self.checkpoint_path)
 
         epoch = start_epoch
@@ -139,7 +153,9 @@ class Trainer:
             valid = self.evaluate("valid")
             seconds = time.perf_counter() - began
             train_seconds += seconds
-            record = EpochRecord(epoch, train_loss, valid, seconds, self.optimizer.param_groups[0]["lr"])
+            record = EpochRecord(
+                epoch, train_loss, valid, seconds, self.optimizer.param_groups[0]["lr"]
+            )
             history.append(record)
             value = valid[self.task.metric]
             improved = better(self.task, value, best_value)
@@ -149,7 +165,12 @@ class Trainer:
             stopped = self.schedule.after_epoch(improved) or epoch == self.config.max_epochs
             log.info(
                 "epoch %d: train loss %.4f, valid %s %.4f%s, %.1fs",
-                epoch, train_loss, self.task.metric, value, " (best)" if improved else "", seconds,
+                epoch,
+                train_loss,
+                self.task.metric,
+                value,
+                " (best)" if improved else "",
+                seconds,
             )
             on_epoch(record)
             if self.checkpoint_path is not None:
@@ -185,7 +206,7 @@ class Trainer:
         )
         show = self.config.progress if self.config.progress is not None else sys.stderr.isatty()
         bar = tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not show, unit="batch")
-        for index, batch in enumerate(bar):
+        for index, batch in enumerate(itertools.islice(bar, self.config.max_batches)):
             batch = batch.to(self.device)
             logits, new_state = self.model(batch, state if batch.carry_state else None)
             state = detach_state(new_state) if batch.carry_state else None

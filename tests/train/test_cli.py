@@ -31,15 +31,19 @@ def test_single_run_is_fully_tracked(tmp_path):
     assert params["model.hidden_size"] == "8" and params["optim.lr"] == "0.05"
     assert params["task.name"] == "digits" and params["seed"] == "3"
     assert tags["cell"] == "cifg" and tags["task"] == "digits" and tags["seed"] == "3"
-    assert tags["study"] == "default" and len(tags["git_commit"]) in (40, 7) or tags[
-        "git_commit"] == "unknown"
+    assert (
+        tags["study"] == "default"
+        and len(tags["git_commit"]) in (40, 7)
+        or tags["git_commit"] == "unknown"
+    )
     for key in ("best_valid_error", "test_error", "num_parameters", "epochs", "train_seconds"):
         assert key in metrics
     assert metrics["epochs"] == 2
     history = client.get_metric_history(run.info.run_id, "valid_error")
     assert [m.step for m in history] == [1, 2]
     assert {m.key for m in [*client.get_metric_history(run.info.run_id, "train_loss")]} == {
-        "train_loss"}
+        "train_loss"
+    }
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "overrides.yaml", "learning_curve.png", "model.pt"} <= artifacts
     weights = client.download_artifacts(run.info.run_id, "model.pt", str(tmp_path))
@@ -66,13 +70,23 @@ def test_diverging_run_fails_and_the_sweep_goes_on(tmp_path):
     conf.mkdir(parents=True)
     # A linear Elman RNN with huge weights overflows to inf/NaN in the first batch.
     (conf / "linear.yaml").write_text("name: linear\nkind: elman\nblock_activation: identity\n")
-    run_ablate("train", "-m", "--config-dir", str(tmp_path / "myconf"), "cell=linear,np",
-               "model.init_scale=1e6", *FAST, cwd=tmp_path)
+    run_ablate(
+        "train",
+        "-m",
+        "--config-dir",
+        str(tmp_path / "myconf"),
+        "cell=linear,np",
+        "model.init_scale=1e6",
+        *FAST,
+        cwd=tmp_path,
+    )
     _, runs = mlflow_runs(tmp_path)
     jobs = {r.data.tags["cell"]: r for r in runs if r.data.tags.get("ablate.kind") == "job"}
     assert jobs["linear"].info.status == "FAILED"
-    assert "nan" in jobs["linear"].data.tags["failure_reason"] or "inf" in jobs[
-        "linear"].data.tags["failure_reason"]
+    assert (
+        "nan" in jobs["linear"].data.tags["failure_reason"]
+        or "inf" in jobs["linear"].data.tags["failure_reason"]
+    )
     assert jobs["np"].info.status == "FINISHED"
 
 
@@ -97,15 +111,27 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
 
 
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
-    args = ["train", "cell=vanilla", "task=digits", "model.hidden_size=16", "optim.lr=0.05",
-            "trainer.max_epochs=6", "trainer.patience=10", "model.input_noise=0.2"]
+    args = [
+        "train",
+        "cell=vanilla",
+        "task=digits",
+        "model.hidden_size=16",
+        "optim.lr=0.05",
+        "trainer.max_epochs=6",
+        "trainer.patience=10",
+        "model.input_noise=0.2",
+    ]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     whole.mkdir()
     broken.mkdir()
     run_ablate(*args, cwd=whole)
 
-    proc = subprocess.Popen([sys.executable, "-m", "ablate", *args], cwd=broken,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ablate", *args],
+        cwd=broken,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     checkpoints = []
     while time.time() < deadline and not checkpoints and proc.poll() is None:
@@ -126,10 +152,21 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
 
 
 def test_ctrl_c_ends_the_run_killed(tmp_path):
-    args = ["train", "cell=vanilla", "task=digits", "model.hidden_size=16",
-            "trainer.max_epochs=200", "trainer.patience=200"]
-    proc = subprocess.Popen([sys.executable, "-m", "ablate", *args], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    args = [
+        "train",
+        "cell=vanilla",
+        "task=digits",
+        "model.hidden_size=16",
+        "trainer.max_epochs=200",
+        "trainer.patience=200",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ablate", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not list((tmp_path / "outputs").rglob("checkpoint.pt")):
         time.sleep(0.05)

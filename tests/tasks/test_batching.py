@@ -1,0 +1,90 @@
+"""The shared splitting and batching helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ablate.tasks import TaskDataError
+from ablate.tasks.batching import (
+    Ragged,
+    next_step_batches,
+    padded_batches,
+    split_indices,
+    stream_batches,
+)
+
+
+def test_split_indices_disjoint_complete_seeded():
+    parts = split_indices(103, {"valid": 0.2, "test": 0.2}, seed=4, what="t")
+    assert [len(parts[s]) for s in ("train", "valid", "test")] == [61, 21, 21]
+    assert np.array_equal(np.sort(np.concatenate(list(parts.values()))), np.arange(103))
+    again = split_indices(103, {"valid": 0.2, "test": 0.2}, seed=4, what="t")
+    assert all(np.array_equal(parts[s], again[s]) for s in parts)
+    other = split_indices(103, {"valid": 0.2, "test": 0.2}, seed=5, what="t")
+    assert not np.array_equal(parts["test"], other["test"])
+
+
+def test_split_indices_refuses_an_empty_split():
+    with pytest.raises(TaskDataError, match="empty split"):
+        split_indices(4, {"valid": 0.1, "test": 0.1}, seed=0, what="t")
+
+
+def test_ragged_padding():
+    seqs = Ragged.from_list([np.array([1, 2, 3]), np.array([4]), np.array([5, 6])])
+    assert list(seqs.lengths) == [3, 1, 2]
+    padded, lengths = seqs.padded(np.array([1, 0]))
+    assert padded.dtype == torch.int64
+    assert padded.tolist() == [[4, 0, 0], [1, 2, 3]] and lengths.tolist() == [1, 3]
+    assert (
+        Ragged.from_list([np.array([True, False])]).padded(np.array([0]))[0].dtype == torch.float32
+    )
+
+
+def test_padded_batches_labels_per_sequence_and_per_frame():
+    x = Ragged.from_list([np.ones((2, 3)), np.ones((4, 3))])
+    y_seq = np.array([7, 8])
+    y_frame = Ragged.from_list([np.array([1, 2]), np.array([3, 4, 5, 6])])
+    [b] = padded_batches(x, y_seq, 5, shuffle=False, seed=0)
+    assert b.inputs.shape == (2, 4, 3) and b.targets.tolist() == [7, 8]
+    assert b.mask.tolist() == [[True, True, False, False], [True] * 4]
+    [b] = padded_batches(x, y_frame, 5, shuffle=False, seed=0)
+    assert b.targets.tolist() == [[1, 2, 0, 0], [3, 4, 5, 6]]
+
+
+def test_next_step_batches_shift_by_one():
+    seqs = Ragged.from_list([np.array([1, 2, 3, 4]), np.array([5, 6])])
+    [b] = next_step_batches(seqs, 2, shuffle=False, seed=0)
+    assert b.inputs.tolist() == [[1, 2, 3], [5, 0, 0]]
+    assert b.targets.tolist() == [[2, 3, 4], [6, 0, 0]]
+    assert b.lengths.tolist() == [3, 1]
+    assert b.mask.tolist() == [[True, True, True], [True, False, False]]
+
+
+def test_stream_windows_continue_their_rows():
+    stream = np.arange(1000) % 97
+    batches = list(stream_batches(stream, 4, 7, shuffle=False, seed=0))
+    assert all(b.carry_state for b in batches)
+    assert [b.inputs.shape[1] for b in batches] == [7] * 35 + [4]  # 999 // 4 = 249 steps
+    inputs = torch.cat([b.inputs for b in batches], dim=1)
+    targets = torch.cat([b.targets for b in batches], dim=1)
+    assert torch.equal(inputs.flatten(), torch.from_numpy(stream[:996]))
+    assert torch.equal(targets.flatten(), torch.from_numpy(stream[1:997]))
+
+
+def test_stream_shuffle_moves_the_start_and_keeps_the_mask_aligned():
+    stream = np.arange(500)
+    scored = stream % 3 == 0
+    first = [
+        next(stream_batches(stream, 2, 10, shuffle=True, seed=s, scored=scored)) for s in range(8)
+    ]
+    starts = {int(b.inputs[0, 0]) for b in first}
+    assert len(starts) > 1 and max(starts) < 10
+    for b in first:
+        assert torch.equal(b.mask, b.targets % 3 == 0)
+
+
+def test_stream_too_short():
+    with pytest.raises(TaskDataError, match="too short"):
+        list(stream_batches(np.arange(5), 8, 35, shuffle=False, seed=0))
