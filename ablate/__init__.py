@@ -1,3 +1,3 @@
-"""ablate: which part of a recurrent cell matters? Ablation studies on one configurable gated cell."""
+"""ablate: which part of a recurrent cell matters? Ablation studies on one configurable cell."""
 
 __version__ = "0.1.0"

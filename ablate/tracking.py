@@ -83,7 +83,9 @@ def ensure_experiment(uri: str, name: str, root: str | Path | None) -> str:
         # Another process may have created it between our lookup and create.
         experiment = _retry(lambda: mlflow_client.get_experiment_by_name(name))
         if experiment is None:
-            raise AblateError(f"tracking store {uri}: cannot create experiment {name!r}: {err}")
+            raise AblateError(
+                f"tracking store {uri}: cannot create experiment {name!r}: {err}"
+            ) from None
         return str(experiment.experiment_id)
 
 

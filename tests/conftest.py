@@ -22,8 +22,13 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("ABLATE_MLFLOW_PARENT_RUN_ID", raising=False)
 
 
-def run_ablate(*args: str, cwd: Path, timeout: float = 300, check: bool = True,
-               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_ablate(
+    *args: str,
+    cwd: Path,
+    timeout: float = 300,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """The real `ablate` command in a subprocess, as a user runs it."""
     result = subprocess.run(
         [sys.executable, "-m", "ablate", *args],
@@ -34,8 +39,10 @@ def run_ablate(*args: str, cwd: Path, timeout: float = 300, check: bool = True,
         env={**os.environ, **(env or {})},
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"ablate {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"ablate {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 

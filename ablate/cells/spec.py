@@ -138,7 +138,8 @@ class CellSpec:
         unknown = sorted(set(data) - known)
         if unknown:
             raise SpecError(
-                f"cell spec: unknown field {unknown[0]!r} (valid fields: {', '.join(sorted(known))})"
+                f"cell spec: unknown field {unknown[0]!r} "
+                f"(valid fields: {', '.join(sorted(known))})"
             )
         if "name" not in data:
             raise SpecError("cell spec: missing field 'name'")

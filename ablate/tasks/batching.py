@@ -142,7 +142,8 @@ def stream_batches(
     steps = (len(stream) - 1 - offset) // batch_size
     require(
         steps > 0,
-        f"a stream of {len(stream)} tokens is too short for {batch_size} rows; lower the batch size (trainer.batch_size or trainer.eval_batch_size)",
+        f"a stream of {len(stream)} tokens is too short for {batch_size} rows; lower the "
+        "batch size (trainer.batch_size or trainer.eval_batch_size)",
     )
     end = offset + steps * batch_size
     x = torch.from_numpy(stream[offset:end].astype(np.int64)).view(batch_size, steps)

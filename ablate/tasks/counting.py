@@ -43,8 +43,9 @@ class Counting(Task):
 
     Metrics: ``generalisation_limit`` (the rule above), ``strict_limit`` (additionally every
     illegal next symbol gets at most ``threshold``: the recogniser also rejects every
-    one-symbol corruption of the string), ``accept_at_2x`` (1.0 if n = 2 n_train is
-    accepted by the strict rule; not reported on train, whose range stops at n_train) and ``loss``."""
+    one-symbol corruption of the string), ``accept_at_2x`` (1.0 if n = 2 n_train
+    is accepted by the strict rule; not reported on train, whose range stops at n_train) and
+    ``loss``."""
 
     name = "counting"
     tokens = True

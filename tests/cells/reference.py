@@ -66,7 +66,7 @@ def lstm_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int):
         }
     outs = []
     for x in xs:
-        def pre(g: str) -> Tensor:
+        def pre(g: str, x: Tensor = x, h: Tensor = h, prev: dict = prev) -> Tensor:
             s = x @ W[g].T + h @ R[g].T + b[g]
             if fgr:
                 for frm in gates:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,7 +51,7 @@ def test_single_run_is_fully_tracked(tmp_path):
     state = torch.load(weights, weights_only=True)
     assert any(k.startswith("rnn.layers.0.weight_hh") for k in state)
     png = client.download_artifacts(run.info.run_id, "learning_curve.png", str(tmp_path))
-    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_multirun_groups_jobs_under_one_parent(tmp_path):
