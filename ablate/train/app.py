@@ -24,7 +24,7 @@ from ablate.cells import CellSpec
 from ablate.errors import AblateError
 from ablate.model import ModelConfig, SequenceModel, count_parameters
 from ablate.paths import config_dir
-from ablate.tasks import Task, TaskDataError, build_task
+from ablate.tasks import Task, TaskDataError, build_task, task_class
 from ablate.tracking import (
     PARENT_RUN_ENV,
     TrackedRun,
@@ -33,6 +33,7 @@ from ablate.tracking import (
     git_commit,
     tracking_uri,
 )
+from ablate.search.trial import JobOutcome, Pruned, TrialReporter
 from ablate.train.curves import plot_learning_curve
 from ablate.train.loop import Diverged, EpochRecord, Trainer, TrainerConfig, TrainResult
 from ablate.train.optim import OptimConfig
@@ -42,6 +43,7 @@ log = logging.getLogger("ablate")
 # Keys that change where or how a job reports, never its numbers.
 _NOT_FINGERPRINTED = (
     "tracking",
+    "sweep",
     "threads",
     "trainer.progress",
     "trainer.checkpoint",
@@ -97,35 +99,63 @@ def _threads(cfg: DictConfig) -> int | None:
     return None
 
 
-def prepare(cfg: DictConfig) -> Job:
+@dataclass(frozen=True)
+class Settings:
+    """A job's config, checked: everything but the data and the weights."""
+
+    spec: CellSpec
+    model: ModelConfig
+    optim: OptimConfig
+    trainer: TrainerConfig
+    device: torch.device
+    seed: int
+
+
+def check(config: dict[str, Any]) -> Settings:
+    """Refuse a bad config in one line before anything is built or written."""
+    for key in ("seed",):
+        if not isinstance(config.get(key), int) or isinstance(config.get(key), bool):
+            raise AblateError(f"{key} must be an integer, got {config.get(key)!r}")
+    task_class(config["task"])
+    return Settings(
+        spec=CellSpec.from_dict(config["cell"]),
+        model=ModelConfig(**config["model"]),
+        optim=OptimConfig.from_mapping(config["optim"]),
+        trainer=TrainerConfig(**{k: v for k, v in config["trainer"].items() if k != "resume"}),
+        device=_device(str(config["device"])),
+        seed=int(config["seed"]),
+    )
+
+
+def job_config(cfg: DictConfig) -> dict[str, Any]:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     config.pop("hydra", None)  # present when composed with return_hydra_config
+    return config
+
+
+def prepare(cfg: DictConfig) -> Job:
+    config = job_config(cfg)
     threads = _threads(cfg)
     if threads is not None:
         torch.set_num_threads(threads)
-    seed = int(cfg.seed)
-    spec = CellSpec.from_dict(config["cell"])
-    model_config = ModelConfig(**config["model"])
-    optim_config = OptimConfig.from_mapping(config["optim"])
-    trainer_config = TrainerConfig(**{k: v for k, v in config["trainer"].items() if k != "resume"})
-    device = _device(str(cfg.device))
-    task = build_task(config["task"], seed=seed, cache_dir=config.get("cache_dir"))
-    torch.manual_seed(seed)
-    model = SequenceModel(spec, task, model_config)
+    settings = check(config)
+    task = build_task(config["task"], seed=settings.seed, cache_dir=config.get("cache_dir"))
+    torch.manual_seed(settings.seed)
+    model = SequenceModel(settings.spec, task, settings.model)
     job_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(".")
     digest = fingerprint(config)
     trainer = Trainer(
         model,
         task,
-        optim_config,
-        trainer_config,
-        seed=seed,
-        device=device,
+        settings.optim,
+        settings.trainer,
+        seed=settings.seed,
+        device=settings.device,
         checkpoint_path=job_dir / "checkpoint.pt",
         fingerprint=digest,
     )
-    return Job(spec, task, model, trainer, config, digest, job_dir)
+    return Job(settings.spec, task, model, trainer, config, digest, job_dir)
 
 
 def _job_tags(job: Job, cfg: DictConfig) -> dict[str, str]:
@@ -150,7 +180,7 @@ def _job_tags(job: Job, cfg: DictConfig) -> dict[str, str]:
 
 
 def _params(job: Job) -> dict[str, Any]:
-    config = {k: v for k, v in job.config.items() if k != "tracking"}
+    config = {k: v for k, v in job.config.items() if k not in ("tracking", "sweep")}
     params = flatten(config)
     params["cell.preset"] = job.spec.name
     params.update({f"task.{k}": v for k, v in job.task.describe().items()})
@@ -174,7 +204,7 @@ def _open_run(job: Job, cfg: DictConfig, uri: str, experiment_id: str) -> tuple[
         experiment_id,
         name=f"{job.spec.name}/{job.task.name}/seed{cfg.seed}",
         tags=_job_tags(job, cfg),
-        parent_run_id=os.environ.get(PARENT_RUN_ENV),
+        parent_run_id=cfg.sweep.parent_run_id or os.environ.get(PARENT_RUN_ENV),
     )
     job.job_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(
@@ -192,31 +222,52 @@ def _epoch_metrics(record: EpochRecord) -> dict[str, float]:
     }
 
 
-def run_job(cfg: DictConfig) -> float:
+def _reporter(cfg: DictConfig) -> TrialReporter | None:
+    """The Optuna trial this job is, when ablate's sweeper launched it."""
+    if cfg.sweep.trial is None:
+        return None
+    pruner = None
+    if HydraConfig.initialized():
+        pruner = OmegaConf.to_container(HydraConfig.get().sweeper.get("pruner") or {})
+    return TrialReporter(str(cfg.sweep.storage), str(cfg.sweep.study), int(cfg.sweep.trial), pruner)
+
+
+def run_job(cfg: DictConfig) -> JobOutcome:
     """Train, track, and return the best validation value of the task's metric."""
     job = prepare(cfg)
+    direction = "maximize" if job.task.higher_is_better else "minimize"
     uri = tracking_uri(cfg.tracking.uri, cfg.tracking.root)
     experiment_id = ensure_experiment(uri, str(cfg.tracking.experiment), cfg.tracking.root)
+    reporter = _reporter(cfg)
     resume = job.trainer.resume_point() if cfg.trainer.resume else None
     run, reopened = _open_run(job, cfg, uri, experiment_id)
+    if reporter is not None:
+        reporter.attach_run(run.run_id)
+        run.set_tags({"optuna.study": str(cfg.sweep.study), "optuna.trial": reporter.number})
     if reopened and run.status() == "FINISHED" and resume is not None and resume.done:
-        value = resume.best_valid[job.task.metric]
+        value = float(resume.best_valid[job.task.metric])
         log.info("job already finished (run %s): %s = %.6g", run.run_id, job.task.metric, value)
-        return float(value)
+        return JobOutcome(value, "complete", direction)
     if reopened:
         run.reopen()
     else:
         run.log_params(_params(job))
     # Epochs already in the run are not logged again; epochs only the checkpoint knows (a kill
-    # between checkpoint and logging, or a new store) are.
+    # between checkpoint and logging, or a new store) are. A retried trial hears them all.
     logged = run.metric_steps("train_loss")
+    last = {"value": job.task.worst_value()}
     for past in resume.history if resume is not None else []:
         if past["epoch"] not in logged:
             run.log_metrics(_epoch_metrics(EpochRecord(**past)), step=past["epoch"])
+        if reporter is not None:
+            reporter.trial.report(past["valid"][job.task.metric], step=past["epoch"])
 
     def on_epoch(record: EpochRecord) -> None:
         if record.epoch not in logged:
             run.log_metrics(_epoch_metrics(record), step=record.epoch)
+        last["value"] = record.valid[job.task.metric]
+        if reporter is not None:
+            reporter.report(last["value"], record.epoch)
 
     try:
         result = job.trainer.fit(on_epoch=on_epoch, resume=resume)
@@ -224,7 +275,12 @@ def run_job(cfg: DictConfig) -> float:
         log.error("run diverged: %s", err)
         run.set_tags({"failure_reason": str(err)})
         run.end("FAILED")
-        return job.task.worst_value()
+        return JobOutcome(job.task.worst_value(), "diverged", direction)
+    except Pruned as err:
+        log.info("trial %s: %s", cfg.sweep.trial, err)
+        run.set_tags({"ablate.pruned": "true", "failure_reason": str(err)})
+        run.end("KILLED")
+        return JobOutcome(float(last["value"]), "pruned", direction)
     except KeyboardInterrupt:
         run.set_tags({"failure_reason": "interrupted (KeyboardInterrupt)"})
         run.end("KILLED")
@@ -234,7 +290,7 @@ def run_job(cfg: DictConfig) -> float:
         run.end("FAILED")
         raise
     _finish(job, cfg, run, result)
-    return float(result.best_valid[job.task.metric])
+    return JobOutcome(float(result.best_valid[job.task.metric]), "complete", direction)
 
 
 def _finish(job: Job, cfg: DictConfig, run: TrackedRun, result: TrainResult) -> None:
@@ -281,7 +337,7 @@ def _finish(job: Job, cfg: DictConfig, run: TrackedRun, result: TrainResult) -> 
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> float:
+def hydra_main(cfg: DictConfig) -> JobOutcome:
     try:
         return run_job(cfg)
     except (AblateError, TaskDataError) as err:

@@ -1,0 +1,1 @@
+"""Optuna searches inside Hydra sweeps: spaces, storages, samplers, the sweep loop, trials."""

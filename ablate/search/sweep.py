@@ -1,0 +1,514 @@
+"""The sweep loop behind ``hydra/sweeper=ablate``: one Optuna study per grid combination
+(e.g. per preset and task, as Greff ran them), trials launched in batches through Hydra's
+launcher and told back to Optuna.
+
+Resumable by construction: ``n_trials`` is a total per study, counted in the storage, so a
+rerun of the same command runs only what is missing, and workers started with the same
+command split the work. A trial whose worker died (same host: its process is gone; anywhere:
+its heartbeat is older than ``grace_period``) is marked FAILED, its MLflow run closed, and its
+parameters queued again, so the retry resumes from the job's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn
+from omegaconf import DictConfig, OmegaConf, open_dict
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from ablate.errors import AblateError
+from ablate.search.samplers import build_pruner, build_sampler
+from ablate.search.space import Dimension, parse_space
+from ablate.search.storage import open_storage, storage_url
+from ablate.search.trial import MLFLOW_RUN_ATTR, JobOutcome
+from ablate.tasks import task_class
+from ablate.tracking import TrackedRun, client, ensure_experiment, tracking_uri
+
+log = logging.getLogger("ablate")
+
+HOST_ATTR, PID_ATTR, BEAT_ATTR = "ablate:host", "ablate:pid", "ablate:heartbeat"
+ERROR_ATTR, SURPLUS_ATTR, RETRY_ATTR = "ablate:error", "ablate:surplus", "ablate:retry_of"
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    n_trials: int
+    n_jobs: int
+    sampler: Mapping[str, Any]
+    pruner: Mapping[str, Any]
+    storage: str | None
+    study_name: str | None
+    params: Mapping[str, Any]
+    grid: Mapping[str, Any]
+    max_failure_rate: float
+    heartbeat_interval: float
+    grace_period: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_trials, int) or self.n_trials <= 0:
+            raise AblateError(
+                f"hydra.sweeper.n_trials must be a positive integer, got {self.n_trials}"
+            )
+        if not isinstance(self.n_jobs, int) or self.n_jobs <= 0:
+            raise AblateError(f"hydra.sweeper.n_jobs must be a positive integer, got {self.n_jobs}")
+        if not 0 < self.max_failure_rate <= 1:
+            raise AblateError("hydra.sweeper.max_failure_rate must be in (0, 1]")
+        if self.heartbeat_interval <= 0 or self.grace_period <= self.heartbeat_interval:
+            raise AblateError("hydra.sweeper: need 0 < heartbeat_interval < grace_period")
+
+
+@dataclass
+class StudySlot:
+    """One Optuna study of the sweep and what it needs to launch its trials."""
+
+    name: str
+    overrides: list[str]  # the grid combination, e.g. ["cell=vanilla", "task=jsb"]
+    direction: str
+    study: optuna.Study
+    study_id: int
+    n_trials: int
+    experiment_id: str
+    parent: TrackedRun | None = None
+    launched: list[int] = field(default_factory=list)
+
+    def counted(self) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False, states=COUNTED)
+
+    def remaining(self) -> int:
+        return self.n_trials - len(self.counted())
+
+
+def study_name(config: DictConfig, overrides: Sequence[str], swept: set[str]) -> str:
+    """Deterministic: the study, the preset, the task, then any other swept keys (so
+    ``seed=0,1`` gives a study per seed). Settings fixed on the command line do not name the
+    study: give searches with different fixed settings different ``study=`` names."""
+    parts = [str(config.study), str(config.cell.name), str(config.task.name)]
+    parts += [o for o in overrides if o.split("=", 1)[0] in swept - {"cell", "task"}]
+    name = "/".join(parts)
+    if re.search(r"['\"\\\\]", name):
+        raise AblateError(f"study name {name!r} must not contain quotes or backslashes")
+    return name
+
+
+def _quote(value: str) -> str:
+    return "'" + value + "'"
+
+
+class Sweep:
+    def __init__(
+        self,
+        settings: SweepSettings,
+        config: DictConfig,
+        hydra_context: Any,
+        launcher: Any,
+        check_job: Any,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = launcher
+        self.check_job = check_job  # config dict -> None, raises on a bad job config
+        self.space: list[Dimension] = parse_space(settings.params)
+        self.job_index = 0
+        self.in_flight: dict[int, int] = {}  # trial id -> study id
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    # -- set-up: everything checked before anything is written --------------------------------
+
+    def combinations(self, arguments: Sequence[str]) -> list[list[str]]:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+        grid = [f"{key}={_grid_value(value)}" for key, value in self.settings.grid.items()]
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*grid, *arguments])
+        searched = {d.key for d in self.space}
+        clash = sorted(searched & {o.get_key_element() for o in overrides})
+        if clash:
+            raise AblateError(f"{clash[0]} is both searched and set on the command line")
+        self.swept = {o.get_key_element() for o in overrides if o.is_sweep_override()}
+        (combos,) = BasicSweeper.split_arguments(overrides, None)
+        return combos
+
+    def _job_config(self, overrides: Sequence[str]) -> DictConfig:
+        loader = self.hydra_context.config_loader
+        return loader.load_sweep_config(self.config, list(overrides))
+
+    def prepare(self, arguments: Sequence[str]) -> list[StudySlot]:
+        planned = []
+        for combo in self.combinations(arguments):
+            job = self._job_config(combo)
+            for dim in self.space:
+                if OmegaConf.select(job, dim.key, default="__missing__") == "__missing__":
+                    raise AblateError(f"search space: {dim.key}: no such config key")
+            sample = [dim.override(_low(dim)) for dim in self.space]
+            checked = self._job_config([*combo, *sample])
+            with open_dict(checked):
+                checked.pop("hydra")  # its runtime fields exist only inside a job
+            config = OmegaConf.to_container(checked, resolve=True)
+            assert isinstance(config, dict)
+            self.check_job(config)
+            cls, _ = task_class(config["task"])
+            name = self.settings.study_name or study_name(job, combo, self.swept)
+            direction = "maximize" if cls.higher_is_better else "minimize"
+            planned.append((combo, job, name, direction))
+        if len({name for _, _, name, _ in planned}) != len(planned):
+            raise AblateError(
+                "hydra.sweeper.study_name is fixed but the grid has several "
+                "combinations; leave it null for one study per combination"
+            )
+
+        first = planned[0][1]
+        self.storage_url = storage_url(self.settings.storage, first.tracking.root)
+        self.storage: BaseStorage = open_storage(self.storage_url)
+        self.uri = tracking_uri(first.tracking.uri, first.tracking.root)
+        slots = []
+        for combo, job, name, direction in planned:
+            experiment_id = ensure_experiment(
+                self.uri, str(job.tracking.experiment), job.tracking.root
+            )
+            existing = _existing_trials(self.storage, name)
+            study = optuna.create_study(
+                storage=self.storage,
+                study_name=name,
+                direction=direction,
+                sampler=build_sampler(self.settings.sampler, self.space, existing),
+                pruner=build_pruner(self.settings.pruner),
+                load_if_exists=True,
+            )
+            if study.direction.name.lower() != direction:
+                raise AblateError(
+                    f"optuna study {name!r} exists with direction "
+                    f"{study.direction.name.lower()}, but the task needs {direction}"
+                )
+            n_trials = self.settings.n_trials
+            if str(self.settings.sampler.get("name")) == "grid":
+                n_trials = min(n_trials, _grid_size(self.space))
+            slots.append(
+                StudySlot(
+                    name,
+                    list(combo),
+                    direction,
+                    study,
+                    self.storage.get_study_id_from_name(name),
+                    n_trials,
+                    experiment_id,
+                )
+            )
+        return slots
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, arguments: Sequence[str]) -> list[dict[str, Any]]:
+        slots = self.prepare(arguments)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        for slot in slots:
+            slot.parent = self._parent_run(slot)
+        beat = threading.Thread(target=self._heartbeat, daemon=True)
+        beat.start()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        status = "FAILED"
+        try:
+            self._loop(slots)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self._stop.set()
+            summaries = [self._summarise(slot, sweep_dir, status) for slot in slots]
+            (sweep_dir / "optimization_results.yaml").write_text(
+                yaml.safe_dump(summaries, sort_keys=False)
+            )
+        return summaries
+
+    def _loop(self, slots: list[StudySlot]) -> None:
+        while True:
+            for slot in slots:
+                self._reap(slot)
+            batch = self._ask_batch(slots)
+            if not batch:
+                if any(self._running_elsewhere(slot) for slot in slots):
+                    time.sleep(min(self.settings.heartbeat_interval, 5.0))
+                    continue
+                return
+            self._launch(batch)
+            self._check_failure_rate(slots)
+
+    def _ask_batch(self, slots: list[StudySlot]) -> list[tuple[StudySlot, Trial]]:
+        """Up to n_jobs trials, taken from the studies in turn so a batch mixes them."""
+        batch: list[tuple[StudySlot, Trial]] = []
+        wanting = [s for s in slots if s.remaining() > 0]
+        while wanting and len(batch) < self.settings.n_jobs:
+            for slot in list(wanting):
+                trial = self._ask(slot) if len(batch) < self.settings.n_jobs else None
+                if trial is not None:
+                    batch.append((slot, trial))
+                if trial is None or slot.remaining() <= 0:
+                    wanting.remove(slot)
+        return batch
+
+    def _ask(self, slot: StudySlot) -> Trial | None:
+        trial = slot.study.ask({d.key: d.distribution for d in self.space})
+        tid = trial._trial_id
+        for key, value in (
+            (HOST_ATTR, socket.gethostname()),
+            (PID_ATTR, os.getpid()),
+            (BEAT_ATTR, time.time()),
+        ):
+            self.storage.set_trial_system_attr(tid, key, value)
+        ahead = [t for t in slot.counted() if t.number < trial.number]
+        if len(ahead) >= slot.n_trials:  # another worker took the last slot meanwhile
+            self.storage.set_trial_system_attr(tid, SURPLUS_ATTR, True)
+            slot.study.tell(trial, state=TrialState.FAIL)
+            return None
+        with self._lock:
+            self.in_flight[tid] = slot.study_id
+        return trial
+
+    def _overrides(self, slot: StudySlot, trial: Trial) -> list[str]:
+        params = [dim.override(trial.params[dim.key]) for dim in self.space]
+        sweep = [
+            f"sweep.storage={_quote(self.storage_url)}",
+            f"sweep.study={_quote(slot.name)}",
+            f"sweep.trial={trial.number}",
+        ]
+        if slot.parent is not None:
+            sweep.append(f"sweep.parent_run_id={slot.parent.run_id}")
+        return [*slot.overrides, *params, *sweep]
+
+    def _launch(self, batch: list[tuple[StudySlot, Trial]]) -> None:
+        jobs = [self._overrides(slot, trial) for slot, trial in batch]
+        for slot, trial in batch:
+            params = " ".join(d.override(trial.params[d.key]) for d in self.space)
+            log.info("%s: trial %d: %s", slot.name, trial.number, params)
+        try:
+            results = self.launcher.launch(jobs, initial_job_idx=self.job_index)
+        except KeyboardInterrupt:
+            for slot, trial in batch:
+                self._give_back(slot, trial, "interrupted (KeyboardInterrupt or SIGTERM)")
+            raise
+        self.job_index += len(jobs)
+        for (slot, trial), result in zip(batch, results, strict=True):
+            self._tell(slot, trial, result)
+            slot.launched.append(trial.number)
+
+    def _tell(self, slot: StudySlot, trial: Trial, result: JobReturn) -> None:
+        with self._lock:
+            self.in_flight.pop(trial._trial_id, None)
+        try:
+            outcome = result.return_value
+        except Exception as err:  # noqa: BLE001 - a job that raised: recorded, sweep goes on
+            message = f"{type(err).__name__}: {err}".strip()[:2000]
+            self.storage.set_trial_system_attr(trial._trial_id, ERROR_ATTR, message)
+            slot.study.tell(trial, state=TrialState.FAIL)
+            log.error("%s: trial %d failed: %s", slot.name, trial.number, message)
+            return
+        if not isinstance(outcome, JobOutcome):
+            raise AblateError(f"the job returned {outcome!r}, not a JobOutcome")
+        if outcome.state == "pruned":
+            slot.study.tell(trial, state=TrialState.PRUNED)
+            return
+        if outcome.state == "diverged":
+            self.storage.set_trial_system_attr(trial._trial_id, ERROR_ATTR, "diverged")
+        slot.study.tell(trial, outcome.value)
+
+    def _give_back(self, slot: StudySlot, trial: Trial | FrozenTrial, reason: str) -> None:
+        """End a trial that did not finish, and queue its parameters to run again."""
+        tid = trial._trial_id
+        with self._lock:
+            self.in_flight.pop(tid, None)
+        frozen = self.storage.get_trial(tid)
+        if frozen.state is not TrialState.RUNNING:
+            return
+        self.storage.set_trial_system_attr(tid, ERROR_ATTR, reason)
+        self.storage.set_trial_state_values(tid, TrialState.FAIL)
+        slot.study.enqueue_trial(frozen.params, user_attrs={RETRY_ATTR: frozen.number})
+        run_id = frozen.system_attrs.get(MLFLOW_RUN_ATTR)
+        if run_id:
+            run = TrackedRun(self.uri, str(run_id))
+            if run.exists() and run.status() == "RUNNING":
+                run.set_tags({"failure_reason": reason})
+                run.end("KILLED")
+        log.warning(
+            "%s: trial %d given back (%s); its parameters are queued again",
+            slot.name,
+            frozen.number,
+            reason,
+        )
+
+    # -- workers that died -------------------------------------------------------------------
+
+    def _is_stale(self, trial: FrozenTrial) -> bool:
+        attrs = trial.system_attrs
+        with self._lock:
+            if trial._trial_id in self.in_flight:
+                return False
+        pid = attrs.get(PID_ATTR)
+        if attrs.get(HOST_ATTR) == socket.gethostname() and isinstance(pid, int):
+            return not _alive(pid) or pid == os.getpid()
+        started = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
+        beat = float(attrs.get(BEAT_ATTR, started))
+        return time.time() - beat > self.settings.grace_period
+
+    def _reap(self, slot: StudySlot) -> None:
+        for trial in slot.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if self._is_stale(trial):
+                self._give_back(slot, trial, "its worker died")
+
+    def _running_elsewhere(self, slot: StudySlot) -> bool:
+        return any(
+            True for _ in slot.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        )
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.settings.heartbeat_interval):
+            with self._lock:
+                trial_ids = list(self.in_flight)
+            for tid in trial_ids:
+                try:
+                    self.storage.set_trial_system_attr(tid, BEAT_ATTR, time.time())
+                except Exception as err:  # noqa: BLE001 - finished meanwhile, or busy storage
+                    log.debug("heartbeat of trial %d skipped: %s", tid, err)
+
+    # -- failures, parents, results ----------------------------------------------------------
+
+    def _check_failure_rate(self, slots: list[StudySlot]) -> None:
+        mine = [
+            t for s in slots for t in s.study.get_trials(deepcopy=False) if t.number in s.launched
+        ]
+        failed = [t for t in mine if ERROR_ATTR in t.system_attrs]
+        if len(mine) >= 4 and len(failed) / len(mine) > self.settings.max_failure_rate:
+            last = failed[-1].system_attrs[ERROR_ATTR]
+            raise AblateError(
+                f"sweep stopped: {len(failed)} of {len(mine)} trials failed, more than "
+                f"hydra.sweeper.max_failure_rate={self.settings.max_failure_rate}; "
+                f"last error: {last}"
+            )
+
+    def _parent_run(self, slot: StudySlot) -> TrackedRun:
+        """One parent run per study, found again when the sweep is resumed."""
+        found = client(self.uri).search_runs(
+            [slot.experiment_id],
+            filter_string=(f"tags.`ablate.kind` = 'study' and tags.`optuna.study` = '{slot.name}'"),
+            max_results=1,
+        )
+        if found:
+            run = TrackedRun(self.uri, found[0].info.run_id)
+            run.reopen()
+            return run
+        return TrackedRun.create(
+            self.uri,
+            slot.experiment_id,
+            name=f"study {slot.name}",
+            tags={
+                "ablate.kind": "study",
+                "optuna.study": slot.name,
+                "optuna.storage": _redact(self.storage_url),
+                "study": str(self.config.study),
+                "direction": slot.direction,
+                "hydra.sweep_dir": str(self.config.hydra.sweep.dir),
+            },
+        )
+
+    def _summarise(self, slot: StudySlot, sweep_dir: Path, status: str) -> dict[str, Any]:
+        trials = slot.study.get_trials(deepcopy=False)
+        states = {
+            s.name.lower(): 0 for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        }
+        for t in trials:
+            if t.state.name.lower() in states and SURPLUS_ATTR not in t.system_attrs:
+                states[t.state.name.lower()] += 1
+        summary: dict[str, Any] = {
+            "study": slot.name,
+            "direction": slot.direction,
+            "n_trials": slot.n_trials,
+            **states,
+        }
+        complete = [t for t in trials if t.state is TrialState.COMPLETE]
+        if complete:
+            best = slot.study.best_trial
+            params = {d.key: d.value(best.params[d.key]) for d in self.space}
+            summary.update(best_value=best.value, best_trial=best.number, best_params=params)
+        folder = sweep_dir / "studies" / re.sub(r"[^A-Za-z0-9_.=-]+", "_", slot.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "best.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))
+        if slot.parent is not None:
+            metrics = {f"n_{k}": float(v) for k, v in states.items()}
+            if complete:
+                metrics["best_value"] = float(summary["best_value"])
+                slot.parent.set_tags(
+                    {
+                        "best_trial": summary["best_trial"],
+                        "best_params": json.dumps(summary["best_params"]),
+                    }
+                )
+            slot.parent.log_metrics(metrics)
+            slot.parent.end(status)
+        log.info("%s: %s", slot.name, {k: v for k, v in summary.items() if k != "study"})
+        return summary
+
+
+def _grid_value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _low(dim: Dimension) -> Any:
+    d = dim.distribution
+    return d.choices[0] if isinstance(d, optuna.distributions.CategoricalDistribution) else d.low
+
+
+def _grid_size(space: Sequence[Dimension]) -> int:
+    size = 1
+    for dim in space:
+        size *= len(dim.grid_values())
+    return size
+
+
+def _existing_trials(storage: BaseStorage, name: str) -> int:
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _redact(url: str) -> str:
+    """No passwords in MLflow tags."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
