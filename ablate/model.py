@@ -16,7 +16,7 @@ from ablate.tasks import Batch, Pattern, Task
 class ModelConfig:
     hidden_size: int = 64
     num_layers: int = 1
-    bidirectional: bool = False
+    bidirectional: bool | str = False  # "auto": wherever the task allows (Greff's protocol)
     dropout: float = 0.0
     input_noise: float = 0.0  # Greff: std of Gaussian noise added to the inputs in training
     init: str = "uniform"
@@ -30,6 +30,10 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise AblateError(f"model.{name} must be a positive integer, got {value!r}")
+        if self.bidirectional not in (True, False, "auto"):
+            raise AblateError(
+                f"model.bidirectional must be true, false or auto, got {self.bidirectional!r}"
+            )
         if self.embedding_size is not None and self.embedding_size <= 0:
             raise AblateError(f"model.embedding_size must be positive, got {self.embedding_size}")
         if not 0.0 <= self.dropout < 1.0:
@@ -49,7 +53,10 @@ class SequenceModel(nn.Module):
 
     def __init__(self, spec: CellSpec, task: Task, config: ModelConfig) -> None:
         super().__init__()
-        if config.bidirectional and not task.bidirectional_ok:
+        bidirectional = (
+            task.bidirectional_ok if config.bidirectional == "auto" else bool(config.bidirectional)
+        )
+        if bidirectional and not task.bidirectional_ok:
             raise AblateError(
                 f"model.bidirectional=true: task {task.name!r} predicts the next step, so a "
                 "reverse direction would see the answer"
@@ -66,7 +73,7 @@ class SequenceModel(nn.Module):
             rnn_input,
             config.hidden_size,
             num_layers=config.num_layers,
-            bidirectional=config.bidirectional,
+            bidirectional=bidirectional,
             dropout=config.dropout,
             batch_first=True,
             init=config.init,

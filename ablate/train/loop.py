@@ -227,11 +227,13 @@ class Trainer:
         return total / count
 
     def _scaled(self, loss: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Jozefowicz divides the summed loss by the batch size, not by the positions."""
-        per_sequence = self.optim_config.loss_reduction == LossReduction.PER_SEQUENCE
-        if per_sequence and self.task.pattern is not Pattern.MANY_TO_ONE:
-            return loss * (int(batch.mask.sum()) / batch.inputs.shape[0])
-        return loss
+        """The task's mean loss, rescaled to the reduction the optimiser's step sizes assume."""
+        reduction = LossReduction(self.optim_config.loss_reduction)
+        if reduction is LossReduction.MEAN:
+            return loss
+        sequences = batch.inputs.shape[0]
+        items = sequences if self.task.pattern is Pattern.MANY_TO_ONE else int(batch.mask.sum())
+        return loss * (items if reduction is LossReduction.SUM else items / sequences)
 
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:

@@ -26,6 +26,7 @@ class ScheduleName(StrEnum):
 class LossReduction(StrEnum):
     MEAN = "mean"  # mean over scored positions
     PER_SEQUENCE = "per_sequence"  # summed over time, divided by batch size (Jozefowicz)
+    SUM = "sum"  # summed over the batch: the step size of online (per-sequence) SGD (Greff)
 
 
 @dataclass(frozen=True)
