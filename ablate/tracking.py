@@ -7,11 +7,13 @@ hidden state: the parent run's id reaches jobs through an environment variable.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +68,9 @@ def client(uri: str) -> Any:
 def ensure_experiment(uri: str, name: str, root: str | Path | None) -> str:
     """Create the store and the experiment once, before jobs race to (mlflow migrations do)."""
     _check_reachable(uri)
-    mlflow_client = client(uri)
-    try:
+
+    def create() -> str:
+        mlflow_client = client(uri)
         experiment = mlflow_client.get_experiment_by_name(name)
         if experiment is not None:
             if experiment.lifecycle_stage == "deleted":
@@ -77,16 +80,15 @@ def ensure_experiment(uri: str, name: str, root: str | Path | None) -> str:
         if uri.startswith("sqlite:"):
             location = (working_root(root) / ARTIFACTS).as_uri()
         return str(mlflow_client.create_experiment(name, artifact_location=location))
-    except AblateError:
-        raise
-    except Exception as err:
-        # Another process may have created it between our lookup and create.
-        experiment = _retry(lambda: mlflow_client.get_experiment_by_name(name))
-        if experiment is None:
-            raise AblateError(
-                f"tracking store {uri}: cannot create experiment {name!r}: {err}"
-            ) from None
-        return str(experiment.experiment_id)
+
+    try:
+        with sqlite_creation_lock(uri):
+            return str(retry(create))
+    except Exception as err:  # noqa: BLE001 - reported in one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise AblateError(
+            f"tracking store {uri}: cannot open experiment {name!r}: {first}"
+        ) from None
 
 
 def _check_reachable(uri: str) -> None:
@@ -104,13 +106,34 @@ def _check_reachable(uri: str) -> None:
         ) from None
 
 
-def _retry(fn: Any, attempts: int = 8, delay: float = 0.2) -> Any:
-    """sqlite stores shared by parallel jobs may report 'database is locked' briefly."""
+_TRANSIENT = ("locked", "already exists", "unique constraint")
+
+
+@contextlib.contextmanager
+def sqlite_creation_lock(url: str) -> Iterator[None]:
+    """Serialise first use of a sqlite file across processes: schema creation and migrations
+    of MLflow and Optuna are not safe to run twice at once."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def retry(fn: Any, attempts: int = 8, delay: float = 0.2) -> Any:
+    """Parallel workers on one sqlite file see brief 'database is locked' errors, and race to
+    create the schema ('table ... already exists'): wait and try again."""
     for attempt in range(attempts):
         try:
             return fn()
         except Exception as err:  # noqa: BLE001
-            if "locked" not in str(err).lower() or attempt == attempts - 1:
+            if not any(t in str(err).lower() for t in _TRANSIENT) or attempt == attempts - 1:
                 raise
             time.sleep(delay * 2**attempt)
     return None
@@ -166,7 +189,7 @@ class TrackedRun:
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         mlflow_client = client(uri)
-        run = _retry(lambda: mlflow_client.create_run(experiment_id, run_name=name, tags=all_tags))
+        run = retry(lambda: mlflow_client.create_run(experiment_id, run_name=name, tags=all_tags))
         return cls(uri, run.info.run_id)
 
     def exists(self) -> bool:
@@ -180,7 +203,7 @@ class TrackedRun:
         return str(self._client.get_run(self.run_id).info.status)
 
     def reopen(self) -> None:
-        _retry(lambda: self._client.update_run(self.run_id, status="RUNNING"))
+        retry(lambda: self._client.update_run(self.run_id, status="RUNNING"))
 
     def metric_steps(self, key: str) -> set[int]:
         return {m.step for m in self._client.get_metric_history(self.run_id, key)}
@@ -192,27 +215,27 @@ class TrackedRun:
         items = [Param(k, _param_str(v)) for k, v in params.items() if k not in existing]
         for start in range(0, len(items), 90):
             chunk = items[start : start + 90]
-            _retry(lambda chunk=chunk: self._client.log_batch(self.run_id, params=chunk))
+            retry(lambda chunk=chunk: self._client.log_batch(self.run_id, params=chunk))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        _retry(lambda: self._client.log_batch(self.run_id, metrics=items))
+        retry(lambda: self._client.log_batch(self.run_id, metrics=items))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
         items = [RunTag(k, str(v)) for k, v in tags.items()]
-        _retry(lambda: self._client.log_batch(self.run_id, tags=items))
+        retry(lambda: self._client.log_batch(self.run_id, tags=items))
 
     def log_artifacts(self, paths: Iterable[Path]) -> None:
         for path in paths:
-            _retry(lambda path=path: self._client.log_artifact(self.run_id, str(path)))
+            retry(lambda path=path: self._client.log_artifact(self.run_id, str(path)))
 
     def end(self, status: str) -> None:
-        _retry(lambda: self._client.set_terminated(self.run_id, status=status))
+        retry(lambda: self._client.set_terminated(self.run_id, status=status))
 
 
 def _param_str(value: Any) -> str:

@@ -58,10 +58,23 @@ class Dimension:
 
 
 def parse_space(params: Mapping[str, Any] | None) -> list[Dimension]:
-    """Validated dimensions; every mistake is one line naming the key."""
+    """Validated dimensions; every mistake is one line naming the key.
+
+    Keys may be dotted (``optim.lr: {...}``) or nested (``optim: {lr: {...}}``); nested ones
+    can be changed from the command line (``hydra.sweeper.params.optim.lr.low=1e-4``).
+    """
     if not params:
         raise AblateError("search space: no parameters (hydra.sweeper.params is empty)")
-    return [_dimension(str(key), spec) for key, spec in params.items()]
+    return [_dimension(key, spec) for key, spec in _leaves(params, "")]
+
+
+def _leaves(node: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        is_branch = isinstance(value, Mapping) and value and not (set(value) & _KEYS)
+        out += _leaves(value, f"{name}.") if is_branch else [(name, value)]
+    return out
 
 
 def _dimension(key: str, spec: Any) -> Dimension:

@@ -10,7 +10,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from ablate.errors import AblateError
-from ablate.tracking import working_root
+from ablate.tracking import retry, sqlite_creation_lock, working_root
 
 DEFAULT_FILE = "optuna.db"
 JOURNAL = "journal://"
@@ -29,9 +29,8 @@ def open_storage(url: str) -> BaseStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
         engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return RDBStorage(url, engine_kwargs=engine_kwargs)
+        with sqlite_creation_lock(url):
+            return retry(lambda: RDBStorage(url, engine_kwargs=engine_kwargs))
     except AblateError:
         raise
     except Exception as err:  # noqa: BLE001 - any storage error, reported in one line

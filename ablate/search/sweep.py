@@ -193,6 +193,7 @@ class Sweep:
                 pruner=build_pruner(self.settings.pruner),
                 load_if_exists=True,
             )
+            _pin_space(study, name, self.space)
             if study.direction.name.lower() != direction:
                 raise AblateError(
                     f"optuna study {name!r} exists with direction "
@@ -467,6 +468,28 @@ class Sweep:
             slot.parent.end(status)
         log.info("%s: %s", slot.name, {k: v for k, v in summary.items() if k != "study"})
         return summary
+
+
+SPACE_ATTR = "ablate:search_space"
+
+
+def _pin_space(study: optuna.Study, name: str, space: Sequence[Dimension]) -> None:
+    """A study's trials must come from one search space, or its analysis means nothing."""
+    declared = json.dumps(
+        {
+            d.key: [optuna.distributions.distribution_to_json(d.distribution), d.transform]
+            for d in space
+        },
+        sort_keys=True,
+    )
+    pinned = study.user_attrs.get(SPACE_ATTR)
+    if pinned is None:
+        study.set_user_attr(SPACE_ATTR, declared)
+    elif pinned != declared:
+        raise AblateError(
+            f"the search space of study {name!r} changed since its first trials; give the new "
+            "search another study= name (or hydra.sweeper.study_name)"
+        )
 
 
 def _grid_value(value: Any) -> str:

@@ -24,6 +24,7 @@ from ablate.cells import CellSpec
 from ablate.errors import AblateError
 from ablate.model import ModelConfig, SequenceModel, count_parameters
 from ablate.paths import config_dir
+from ablate.search.trial import JobOutcome, Pruned, TrialReporter
 from ablate.tasks import Task, TaskDataError, build_task, task_class
 from ablate.tracking import (
     PARENT_RUN_ENV,
@@ -33,7 +34,6 @@ from ablate.tracking import (
     git_commit,
     tracking_uri,
 )
-from ablate.search.trial import JobOutcome, Pruned, TrialReporter
 from ablate.train.curves import plot_learning_curve
 from ablate.train.loop import Diverged, EpochRecord, Trainer, TrainerConfig, TrainResult
 from ablate.train.optim import OptimConfig

@@ -1,7 +1,9 @@
 """Hydra callback: create the MLflow store, experiment and a sweep's parent run up front.
 
 It runs in the launching process before any job, so parallel jobs never race to create the
-sqlite schema or the experiment, and every job of a multirun hangs under one parent run.
+sqlite schema or the experiment, and every job of a multirun hangs under one parent run. A
+config that would be refused creates nothing: the job then reports the problem in one line.
+ablate's own sweeper does this itself (after checking its search space), per study.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import os
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ablate.errors import AblateError
 from ablate.tracking import PARENT_RUN_ENV, TrackedRun, ensure_experiment, tracking_uri
 
 
@@ -21,19 +24,20 @@ class MlflowCallback(Callback):
         self.parent: TrackedRun | None = None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        ensure_experiment(_uri(config), str(config.tracking.experiment), config.tracking.root)
+        self._experiment(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        uri = _uri(config)
-        experiment_id = ensure_experiment(
-            uri, str(config.tracking.experiment), config.tracking.root
-        )
+        if str(config.hydra.sweeper.get("_target_", "")).endswith("AblateSweeper"):
+            return
+        experiment_id = self._experiment(config)
+        if experiment_id is None:
+            return
         hydra = config.hydra  # HydraConfig is not set yet in the launching process
         overrides = " ".join(hydra.overrides.task)
         self.parent = TrackedRun.create(
-            uri,
+            _uri(config),
             experiment_id,
-            name=f"sweep: {overrides}"[:250] or "sweep",
+            name=f"sweep: {overrides}"[:250],
             tags={
                 "ablate.kind": "sweep",
                 "study": str(config.study),
@@ -47,6 +51,23 @@ class MlflowCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._end("FINISHED")
+
+    def _experiment(self, config: DictConfig) -> str | None:
+        """The experiment's id, made if need be, unless the config will be refused."""
+        from ablate.train.app import check
+
+        job = config.copy()
+        with open_dict(job):
+            job.pop("hydra")
+        try:
+            plain = OmegaConf.to_container(job, resolve=True)
+            assert isinstance(plain, dict)
+            check(plain)
+        except AblateError:
+            return None  # the job itself reports it, with nothing written
+        return ensure_experiment(
+            _uri(config), str(config.tracking.experiment), config.tracking.root
+        )
 
     def _end(self, status: str) -> None:
         if self.parent is not None:

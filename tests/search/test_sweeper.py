@@ -1,0 +1,254 @@
+"""ablate's Optuna sweeper, end to end: real subprocesses, real Optuna and MLflow sqlite stores."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import mlflow_runs, run_ablate
+
+TINY_SEARCH = """\
+# @package _global_
+defaults:
+  - override /hydra/sweeper: ablate
+hydra:
+  sweeper:
+    n_trials: 6
+    sampler: {name: random, seed: 0}
+    heartbeat_interval: 1
+    grace_period: 5
+    params:
+      optim:
+        lr: {type: float, low: 0.01, high: 0.3, log: true}
+      model:
+        input_noise: {type: float, low: 0.0, high: 0.5}
+"""
+FAST = ["task=digits", "cell=nig", "model.hidden_size=8", "trainer.max_epochs=2"]
+
+
+@pytest.fixture
+def conf(tmp_path) -> Path:
+    folder = tmp_path / "conf"
+    (folder / "search").mkdir(parents=True)
+    (folder / "search" / "tiny.yaml").write_text(TINY_SEARCH)
+    (folder / "search" / "noise.yaml").write_text(  # for the pruner: the lr is set per run
+        TINY_SEARCH.replace(
+            "      optim:\n        lr: {type: float, low: 0.01, high: 0.3, log: true}\n", ""
+        ).replace("    params:", "    pruner: {name: median, n_startup_trials: 1}\n    params:")
+    )
+    (folder / "cell").mkdir()
+    (folder / "cell" / "linear.yaml").write_text(
+        "name: linear\nkind: elman\nblock_activation: identity\n"
+    )
+    return folder
+
+
+def sweep(conf: Path, root: Path, *extra: str, check: bool = True, search: str = "tiny"):
+    return run_ablate(
+        "train",
+        "-m",
+        "--config-dir",
+        str(conf),
+        f"search={search}",
+        *FAST,
+        *extra,
+        cwd=root,
+        check=check,
+    )
+
+
+def trials(root: Path, name: str = "default/nig/digits") -> list[optuna.trial.FrozenTrial]:
+    storage = f"sqlite:///{root / 'optuna.db'}"
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+def test_random_search_finishes_n_trials_and_a_rerun_adds_nothing(conf, tmp_path):
+    sweep(conf, tmp_path, "hydra.sweeper.n_jobs=2")
+    done = trials(tmp_path)
+    assert [t.state for t in done] == [TrialState.COMPLETE] * 6
+    assert len({(t.params["optim.lr"], t.params["model.input_noise"]) for t in done}) == 6
+    _, runs = mlflow_runs(tmp_path)
+    parents = [r for r in runs if r.data.tags.get("ablate.kind") == "study"]
+    children = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
+    assert len(parents) == 1 and len(children) == 6
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == list(range(6))
+    assert {r.data.tags["optuna.study"] for r in children} == {"default/nig/digits"}
+    best = min(done, key=lambda t: t.value)
+    assert parents[0].data.metrics["best_value"] == pytest.approx(best.value)
+    assert parents[0].data.tags["best_trial"] == str(best.number)
+    assert (
+        "best_value"
+        in (
+            tmp_path / "multirun" / "default" / "studies" / "default_nig_digits" / "best.yaml"
+        ).read_text()
+    )
+
+    sweep(conf, tmp_path, "hydra.sweeper.n_jobs=2")
+    assert len(trials(tmp_path)) == 6
+    _, again = mlflow_runs(tmp_path)
+    assert len(again) == 7
+
+
+def test_same_seed_same_search(conf, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    sweep(conf, tmp_path / "a", "hydra.sweeper.n_trials=2")
+    sweep(conf, tmp_path / "b", "hydra.sweeper.n_trials=2")
+    a, b = trials(tmp_path / "a"), trials(tmp_path / "b")
+    assert [t.params for t in a] == [t.params for t in b]
+    assert [t.value for t in a] == [t.value for t in b]
+
+
+def test_killed_sweep_resumes_to_exactly_n_trials(conf, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "ablate",
+        "train",
+        "-m",
+        "--config-dir",
+        str(conf),
+        "search=tiny",
+        *FAST,
+        "trainer.max_epochs=4",
+    ]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            states = [t.state for t in trials(tmp_path)]
+        except Exception:  # noqa: BLE001 - the study does not exist yet
+            states = []
+        if states.count(TrialState.COMPLETE) >= 3 and TrialState.RUNNING in states:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed = [t for t in trials(tmp_path) if t.state is TrialState.RUNNING]
+    assert len(killed) == 1, "the sweep was not killed in the middle of a trial"
+
+    sweep(conf, tmp_path, "trainer.max_epochs=4")
+    done = trials(tmp_path)
+    complete = [t for t in done if t.state is TrialState.COMPLETE]
+    assert len(complete) == 6
+    assert len({(t.params["optim.lr"], t.params["model.input_noise"]) for t in complete}) == 6
+    (failed,) = [t for t in done if t.state is TrialState.FAIL]
+    assert failed.number == killed[0].number
+    retry = [t for t in complete if t.user_attrs.get("ablate:retry_of") == failed.number]
+    assert retry and retry[0].params == failed.params
+    _, runs = mlflow_runs(tmp_path)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    jobs = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
+    assert len([r for r in jobs if r.info.status == "FINISHED"]) == 6
+
+
+def test_two_workers_share_one_study(conf, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "ablate",
+        "train",
+        "-m",
+        "--config-dir",
+        str(conf),
+        "search=tiny",
+        *FAST,
+    ]
+    procs = [
+        subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert not any("database is locked" in out for out in outputs)
+    done = trials(tmp_path)
+    assert len([t for t in done if t.state is TrialState.COMPLETE]) == 6
+    _, runs = mlflow_runs(tmp_path)
+    jobs = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
+    assert len(jobs) == 6 and all(r.info.status == "FINISHED" for r in jobs)
+
+
+def test_pruner_stops_a_bad_configuration(conf, tmp_path):
+    # One good trial, then, in the same study, a learning rate too small to learn anything:
+    # its validation curve is worse than the median at every epoch.
+    sweep(
+        conf,
+        tmp_path,
+        "trainer.max_epochs=4",
+        "optim.lr=0.3",
+        "hydra.sweeper.n_trials=1",
+        search="noise",
+    )
+    sweep(
+        conf,
+        tmp_path,
+        "trainer.max_epochs=4",
+        "optim.lr=1e-9",
+        "hydra.sweeper.n_trials=2",
+        search="noise",
+    )
+    done = trials(tmp_path)
+    assert [t.state for t in done] == [TrialState.COMPLETE, TrialState.PRUNED]
+    _, runs = mlflow_runs(tmp_path)
+    pruned = [r for r in runs if r.data.tags.get("ablate.pruned") == "true"]
+    assert len(pruned) == 1 and pruned[0].data.tags["optuna.trial"] == "1"
+    assert pruned[0].info.status == "KILLED"
+
+
+def test_a_changed_search_space_is_refused(conf, tmp_path):
+    sweep(conf, tmp_path, "hydra.sweeper.n_trials=1")
+    result = sweep(
+        conf,
+        tmp_path,
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.params.optim.lr.high=0.5",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "search space of study 'default/nig/digits' changed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "space,message",
+    [
+        (
+            ["hydra.sweeper.params.optim.lr.low=0.5", "hydra.sweeper.params.optim.lr.high=0.1"],
+            "search space: optim.lr: low (0.5) > high (0.1)",
+        ),
+        (["hydra.sweeper.params.optim.lr.low=0.0"], "a log scale needs low > 0"),
+        (
+            ["+hydra.sweeper.params.optim.lrr={type: float, low: 0.1, high: 0.2}"],
+            "search space: optim.lrr: no such config key",
+        ),
+    ],
+)
+def test_bad_search_space_is_refused_before_anything_is_written(conf, tmp_path, space, message):
+    result = sweep(conf, tmp_path, *space, check=False)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_n_trials_must_be_positive(conf, tmp_path):
+    result = sweep(conf, tmp_path, "hydra.sweeper.n_trials=0", check=False)
+    assert result.returncode == 1 and "n_trials must be a positive integer" in result.stderr
+
+
+def test_a_sweep_that_fails_everywhere_stops(conf, tmp_path):
+    result = sweep(conf, tmp_path, "cell=linear", "model.init_scale=1e6", check=False)
+    assert result.returncode == 1
+    assert "sweep stopped: 4 of 4 trials failed" in result.stderr
+    done = trials(tmp_path, "default/linear/digits")
+    assert len(done) == 4 and all(t.system_attrs["ablate:error"] == "diverged" for t in done)
