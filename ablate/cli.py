@@ -55,6 +55,12 @@ def _cells(argv: Sequence[str]) -> int:
     return 0
 
 
+def _report(argv: Sequence[str]) -> int:
+    from ablate.report.cli import main
+
+    return main(list(argv))
+
+
 def _bench(argv: Sequence[str]) -> int:
     from ablate.bench import main
 
@@ -76,6 +82,7 @@ def _ui(argv: Sequence[str]) -> int:
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "train": ("train cells on tasks (Hydra; -m for sweeps), logging to MLflow", _train),
     "ui": ("open the MLflow UI on the project's store (127.0.0.1)", _ui),
+    "report": ("regenerate a study's tables and figures from MLflow", _report),
     "cells": ("list the cell presets, or show one's equations", _cells),
     "bench": ("benchmark every preset against torch's fused kernels", _bench),
 }
