@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -88,6 +89,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
 }
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _usage() -> str:
     lines = ["usage: ablate COMMAND [ARGS...]", "", "commands:"]
     width = max(map(len, COMMANDS))
@@ -103,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(_usage())
         sys.exit(0 if args else 2)
     name, rest = args[0], args[1:]
+    # SIGTERM (a scheduler's kill, `kill PID`) unwinds like Ctrl-C, so runs and trials close.
+    signal.signal(signal.SIGTERM, _interrupt)
     if name not in COMMANDS:
         print(f"ablate: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         sys.exit(2)

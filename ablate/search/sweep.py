@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import signal
 import socket
 import threading
 import time
@@ -44,7 +43,16 @@ log = logging.getLogger("ablate")
 
 HOST_ATTR, PID_ATTR, BEAT_ATTR = "ablate:host", "ablate:pid", "ablate:heartbeat"
 ERROR_ATTR, SURPLUS_ATTR, RETRY_ATTR = "ablate:error", "ablate:surplus", "ablate:retry_of"
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+GIVEN_BACK_ATTR = "ablate:given_back"  # why a trial that did not finish was ended
+
+
+def counts(trial: FrozenTrial) -> bool:
+    """Whether a trial fills one of a study's n_trials: finished (a job that raised or
+    diverged included, so it is not retried forever) or running. Trials given back by a dead
+    or interrupted worker do not: their parameters run again."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+        return True
+    return trial.state is TrialState.FAIL and ERROR_ATTR in trial.system_attrs
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ class StudySlot:
     launched: list[int] = field(default_factory=list)
 
     def counted(self) -> list[FrozenTrial]:
-        return self.study.get_trials(deepcopy=False, states=COUNTED)
+        return [t for t in self.study.get_trials(deepcopy=False) if counts(t)]
 
     def remaining(self) -> int:
         return self.n_trials - len(self.counted())
@@ -226,7 +234,6 @@ class Sweep:
             slot.parent = self._parent_run(slot)
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         status = "FAILED"
         try:
             self._loop(slots)
@@ -235,7 +242,6 @@ class Sweep:
             status = "KILLED"
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous)
             self._stop.set()
             summaries = [self._summarise(slot, sweep_dir, status) for slot in slots]
             (sweep_dir / "optimization_results.yaml").write_text(
@@ -342,7 +348,7 @@ class Sweep:
         frozen = self.storage.get_trial(tid)
         if frozen.state is not TrialState.RUNNING:
             return
-        self.storage.set_trial_system_attr(tid, ERROR_ATTR, reason)
+        self.storage.set_trial_system_attr(tid, GIVEN_BACK_ATTR, reason)
         self.storage.set_trial_state_values(tid, TrialState.FAIL)
         slot.study.enqueue_trial(frozen.params, user_attrs={RETRY_ATTR: frozen.number})
         run_id = frozen.system_attrs.get(MLFLOW_RUN_ATTR)
@@ -526,10 +532,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _redact(url: str) -> str:

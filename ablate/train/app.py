@@ -18,6 +18,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ablate.cells import CellSpec
@@ -25,7 +26,7 @@ from ablate.errors import AblateError
 from ablate.model import ModelConfig, SequenceModel, count_parameters
 from ablate.paths import config_dir
 from ablate.search.trial import JobOutcome, Pruned, TrialReporter
-from ablate.tasks import Task, TaskDataError, build_task, task_class
+from ablate.tasks import Task, build_task, task_class
 from ablate.tracking import (
     PARENT_RUN_ENV,
     TrackedRun,
@@ -340,9 +341,15 @@ def _finish(job: Job, cfg: DictConfig, run: TrackedRun, result: TrainResult) -> 
 def hydra_main(cfg: DictConfig) -> JobOutcome:
     try:
         return run_job(cfg)
-    except (AblateError, TaskDataError) as err:
+    except AblateError as err:
+        if cfg.sweep.trial is not None or _in_multirun():
+            raise  # the launcher records the failed job; the sweep goes on
         print(f"ablate train: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""Hydra callback: create the MLflow store, experiment and a sweep's parent run up front.
+"""Hydra callback: create the MLflow store, experiment and a multirun's parent run up front.
 
 It runs in the launching process before any job, so parallel jobs never race to create the
 sqlite schema or the experiment, and every job of a multirun hangs under one parent run. A
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -24,9 +26,10 @@ class MlflowCallback(Callback):
         self.parent: TrackedRun | None = None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._experiment(config)
+        _writable(str(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _writable(str(config.hydra.sweep.dir))
         if str(config.hydra.sweeper.get("_target_", "")).endswith("AblateSweeper"):
             return
         experiment_id = self._experiment(config)
@@ -74,6 +77,22 @@ class MlflowCallback(Callback):
             self.parent.end(status)
             self.parent = None
             os.environ.pop(PARENT_RUN_ENV, None)
+
+
+def _writable(folder: str) -> None:
+    """Hydra would fail on an unwritable output folder with a traceback; say it in one line.
+    (SystemExit, because Hydra turns a callback's exceptions into warnings.)"""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        probe = Path(folder) / ".ablate-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        print(
+            f"ablate train: error: output folder {folder} cannot be written ({err.strerror})",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
 
 
 def _uri(config: DictConfig) -> str:

@@ -8,65 +8,16 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import mlflow_runs, run_ablate
-
-TINY_SEARCH = """\
-# @package _global_
-defaults:
-  - override /hydra/sweeper: ablate
-hydra:
-  sweeper:
-    n_trials: 6
-    sampler: {name: random, seed: 0}
-    heartbeat_interval: 1
-    grace_period: 5
-    params:
-      optim:
-        lr: {type: float, low: 0.01, high: 0.3, log: true}
-      model:
-        input_noise: {type: float, low: 0.0, high: 0.5}
-"""
-FAST = ["task=digits", "cell=nig", "model.hidden_size=8", "trainer.max_epochs=2"]
+from tests.conftest import mlflow_runs
+from tests.sweeps import FAST, sweep, trials, write_conf
 
 
 @pytest.fixture
 def conf(tmp_path) -> Path:
-    folder = tmp_path / "conf"
-    (folder / "search").mkdir(parents=True)
-    (folder / "search" / "tiny.yaml").write_text(TINY_SEARCH)
-    (folder / "search" / "noise.yaml").write_text(  # for the pruner: the lr is set per run
-        TINY_SEARCH.replace(
-            "      optim:\n        lr: {type: float, low: 0.01, high: 0.3, log: true}\n", ""
-        ).replace("    params:", "    pruner: {name: median, n_startup_trials: 1}\n    params:")
-    )
-    (folder / "cell").mkdir()
-    (folder / "cell" / "linear.yaml").write_text(
-        "name: linear\nkind: elman\nblock_activation: identity\n"
-    )
-    return folder
-
-
-def sweep(conf: Path, root: Path, *extra: str, check: bool = True, search: str = "tiny"):
-    return run_ablate(
-        "train",
-        "-m",
-        "--config-dir",
-        str(conf),
-        f"search={search}",
-        *FAST,
-        *extra,
-        cwd=root,
-        check=check,
-    )
-
-
-def trials(root: Path, name: str = "default/nig/digits") -> list[optuna.trial.FrozenTrial]:
-    storage = f"sqlite:///{root / 'optuna.db'}"
-    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    return write_conf(tmp_path)
 
 
 def test_random_search_finishes_n_trials_and_a_rerun_adds_nothing(conf, tmp_path):
@@ -146,38 +97,13 @@ def test_killed_sweep_resumes_to_exactly_n_trials(conf, tmp_path):
     assert failed.number == killed[0].number
     retry = [t for t in complete if t.user_attrs.get("ablate:retry_of") == failed.number]
     assert retry and retry[0].params == failed.params
+    # Same parameters, same job folder: the retry continued the killed job's MLflow run.
+    assert retry[0].system_attrs["ablate:mlflow_run_id"] == failed.system_attrs[
+        "ablate:mlflow_run_id"]
     _, runs = mlflow_runs(tmp_path)
     assert not [r for r in runs if r.info.status == "RUNNING"]
     jobs = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
     assert len([r for r in jobs if r.info.status == "FINISHED"]) == 6
-
-
-def test_two_workers_share_one_study(conf, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "ablate",
-        "train",
-        "-m",
-        "--config-dir",
-        str(conf),
-        "search=tiny",
-        *FAST,
-    ]
-    procs = [
-        subprocess.Popen(
-            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
-    assert not any("database is locked" in out for out in outputs)
-    done = trials(tmp_path)
-    assert len([t for t in done if t.state is TrialState.COMPLETE]) == 6
-    _, runs = mlflow_runs(tmp_path)
-    jobs = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
-    assert len(jobs) == 6 and all(r.info.status == "FINISHED" for r in jobs)
 
 
 def test_pruner_stops_a_bad_configuration(conf, tmp_path):
