@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import optuna
@@ -44,8 +45,12 @@ def write_conf(tmp_path: Path) -> Path:
     return folder
 
 
-def sweep(conf: Path, root: Path, *extra: str, check: bool = True, search: str = "tiny"):
-    return run_ablate(
+def sweep_command(conf: Path, *extra: str, search: str = "tiny") -> list[str]:
+    """`ablate train -m` of a tiny search with the user config folder ``conf``."""
+    return [
+        sys.executable,
+        "-m",
+        "ablate",
         "train",
         "-m",
         "--config-dir",
@@ -53,9 +58,11 @@ def sweep(conf: Path, root: Path, *extra: str, check: bool = True, search: str =
         f"search={search}",
         *FAST,
         *extra,
-        cwd=root,
-        check=check,
-    )
+    ]
+
+
+def sweep(conf: Path, root: Path, *extra: str, check: bool = True, search: str = "tiny"):
+    return run_ablate(*sweep_command(conf, *extra, search=search)[3:], cwd=root, check=check)
 
 
 def trials(root: Path, name: str = "default/nig/digits") -> list[optuna.trial.FrozenTrial]:

@@ -11,29 +11,14 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import mlflow_runs
-from tests.sweeps import FAST, sweep, trials, write_conf
+from tests.sweeps import sweep, sweep_command, trials, write_conf
 from tests.tasks.helpers import write_framewise
-
-
-def _command(conf, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "ablate",
-        "train",
-        "-m",
-        "--config-dir",
-        str(conf),
-        "search=tiny",
-        *FAST,
-        *extra,
-    ]
 
 
 @pytest.mark.parametrize("workers", [2, 4])
 def test_workers_share_one_study_and_one_sqlite_store(tmp_path, workers):
     conf = write_conf(tmp_path)
-    command = _command(conf, "hydra.sweeper.n_trials=8", "trainer.max_epochs=1")
+    command = sweep_command(conf, "hydra.sweeper.n_trials=8", "trainer.max_epochs=1")
     procs = [
         subprocess.Popen(
             command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -59,7 +44,7 @@ def test_workers_share_one_study_and_one_sqlite_store(tmp_path, workers):
 def test_a_signal_closes_the_running_trial_in_both_stores(tmp_path, signum):
     conf = write_conf(tmp_path)
     proc = subprocess.Popen(
-        _command(conf, "trainer.max_epochs=200", "trainer.patience=200"),
+        sweep_command(conf, "trainer.max_epochs=200", "trainer.patience=200"),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

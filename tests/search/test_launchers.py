@@ -17,8 +17,16 @@ FAST = ["task=digits", "cell=np", "model.hidden_size=8", "trainer.max_epochs=1"]
 
 
 def test_submitit_local_launcher_runs_a_multirun(tmp_path):
-    run_ablate("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
-               "seed=0,1", *FAST, cwd=tmp_path, timeout=600)
+    run_ablate(
+        "train",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        "seed=0,1",
+        *FAST,
+        cwd=tmp_path,
+        timeout=600,
+    )
     _, runs = mlflow_runs(tmp_path)
     jobs = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
     parents = [r for r in runs if r.data.tags.get("ablate.kind") == "sweep"]
@@ -39,10 +47,24 @@ def tracking_server(tmp_path):
     store = tmp_path / "server"
     store.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-         "--artifacts-destination", str(store / "artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{store / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(store / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -67,8 +89,9 @@ def test_runs_go_to_a_tracking_server(tmp_path, tracking_server):
 
 def test_an_unreachable_tracking_server_is_refused_before_training(tmp_path):
     port = _free_port()  # nothing listens there
-    result = run_ablate("train", *FAST, f"tracking.uri=http://127.0.0.1:{port}", cwd=tmp_path,
-                        check=False)
+    result = run_ablate(
+        "train", *FAST, f"tracking.uri=http://127.0.0.1:{port}", cwd=tmp_path, check=False
+    )
     assert result.returncode == 1
     assert f"tracking server http://127.0.0.1:{port} is unreachable" in result.stderr
     assert "epoch 1" not in result.stdout + result.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import mlflow_runs
-from tests.sweeps import FAST, sweep, trials, write_conf
+from tests.sweeps import sweep, sweep_command, trials, write_conf
 
 
 @pytest.fixture
@@ -59,20 +58,11 @@ def test_same_seed_same_search(conf, tmp_path):
 
 
 def test_killed_sweep_resumes_to_exactly_n_trials(conf, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "ablate",
-        "train",
-        "-m",
-        "--config-dir",
-        str(conf),
-        "search=tiny",
-        *FAST,
-        "trainer.max_epochs=4",
-    ]
     proc = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        sweep_command(conf, "trainer.max_epochs=4"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -98,8 +88,9 @@ def test_killed_sweep_resumes_to_exactly_n_trials(conf, tmp_path):
     retry = [t for t in complete if t.user_attrs.get("ablate:retry_of") == failed.number]
     assert retry and retry[0].params == failed.params
     # Same parameters, same job folder: the retry continued the killed job's MLflow run.
-    assert retry[0].system_attrs["ablate:mlflow_run_id"] == failed.system_attrs[
-        "ablate:mlflow_run_id"]
+    assert (
+        retry[0].system_attrs["ablate:mlflow_run_id"] == failed.system_attrs["ablate:mlflow_run_id"]
+    )
     _, runs = mlflow_runs(tmp_path)
     assert not [r for r in runs if r.info.status == "RUNNING"]
     jobs = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
