@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install study test lint ui report clean
+.PHONY: install study test lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 study: install
-	$(VENV)/bin/ablate cells
+	$(VENV)/bin/ablate train -m experiment=quickstart
+	$(VENV)/bin/ablate report experiment=quickstart
 
 test: install
 	$(VENV)/bin/ruff check ablate tests hydra_plugins
