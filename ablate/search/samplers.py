@@ -20,14 +20,17 @@ PRUNERS = ("none", "median", "hyperband")
 
 
 class TrialSeededRandomSampler(BaseSampler):
-    """Random search whose trial k draws from a generator seeded by (seed, k, parameter).
+    """Random search whose trial k draws from a generator seeded by (seed, study, k, parameter).
 
-    A trial's parameters are then a function of its number alone: a resumed search or several
-    workers on one study never repeat each other, and the same seed gives the same search.
+    A trial's parameters are then a function of its study and number alone: a resumed search or
+    several workers on one study never repeat each other, the same seed gives the same search,
+    and different studies draw independently (Greff's protocol) unless ``paired``, when trial k
+    of every study gets the same settings (common random numbers).
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, paired: bool = False) -> None:
         self.seed = int(seed)
+        self.paired = paired
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
@@ -46,7 +49,9 @@ class TrialSeededRandomSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        digest = hashlib.sha256(f"{self.seed}/{trial.number}/{param_name}".encode()).digest()
+        study_key = "" if self.paired else study.study_name
+        key = f"{self.seed}/{study_key}/{trial.number}/{param_name}"
+        digest = hashlib.sha256(key.encode()).digest()
         rng_seed = int.from_bytes(digest[:4], "little")
         sampler = RandomSampler(seed=rng_seed)
         return sampler.sample_independent(study, trial, param_name, param_distribution)
@@ -58,7 +63,7 @@ def build_sampler(cfg: Mapping[str, Any], space: Sequence[Dimension], existing: 
     name = str(cfg.get("name", "random"))
     seed = int(cfg.get("seed", 0))
     if name == "random":
-        return TrialSeededRandomSampler(seed)
+        return TrialSeededRandomSampler(seed, paired=bool(cfg.get("paired", False)))
     if name == "tpe":
         startup = int(cfg.get("n_startup_trials", 10))
         return TPESampler(seed=seed + existing, n_startup_trials=startup)

@@ -1,0 +1,413 @@
+"""The papers' headline findings (shared/reference/studies.md) against what this store measured:
+holds, does not hold, or too few trials to say. A finding whose cells or tasks the store does
+not have is not tested (and listed as such).
+
+Thresholds, so that a verdict is not read off noise:
+- Greff's variant findings use Welch's test on all finished trials (the Figure 3 table,
+  corrected if --holm), and need MIN_TRIALS finished trials of every cell involved per task.
+- The hyperparameter findings need MIN_FANOVA_SETTINGS distinct hyperparameter settings per
+  task (studies of different cells may draw the same settings); 'by far' means at least
+  twice the next importance; 'hardly matters' and 'nearly independent' mean below
+  NEGLIGIBLE of the variance.
+- Jozefowicz's findings compare best test values per (cell, task) and need
+  MIN_SEARCH_TRIALS finished trials per cell and task.
+- Weiss's needs MIN_SEEDS finished runs of each cell kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ablate.report.greff import WEISS_TASK, Comparison
+from ablate.report.hyper import Analysis
+from ablate.report.jozefowicz import RankAgreement
+from ablate.report.paper import GREFF_DOMAIN, JOZEFOWICZ_LABEL
+from ablate.report.tables import Table
+
+HOLDS, FAILS, TOO_FEW = "holds", "does not hold", "too few trials to say"
+MIN_TRIALS = 10
+MIN_FANOVA_SETTINGS = 50
+MIN_SEARCH_TRIALS = 20
+MIN_SEEDS = 3
+NEGLIGIBLE = 0.1
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the verdicts read, already computed by the report's sections."""
+
+    comparisons: list[Comparison]
+    alpha: float
+    analyses: list[Analysis]
+    best: pd.DataFrame  # best run per (task, cell) by validation
+    finished: pd.Series  # finished trials per (task, cell)
+    agreements: list[RankAgreement]
+    counting: pd.DataFrame  # every counting run
+
+
+@dataclass(frozen=True)
+class Verdict:
+    finding: str
+    paper: str
+    measured: str
+    verdict: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    statement: str
+    paper: str
+    judge: Callable[[Evidence], tuple[str, str] | None]  # (measured, verdict), None: untested
+
+
+# -- Greff: variants against vanilla ----------------------------------------------------------
+
+
+def _greff(e: Evidence) -> list[Comparison]:
+    return [c for c in e.comparisons if c.reference == "vanilla"]
+
+
+def _enough(c: Comparison, cells: list[str]) -> bool:
+    return all(
+        len(c.all_trials.values.get(cell, [])) >= MIN_TRIALS for cell in [c.reference, *cells]
+    )
+
+
+def _marks(e: Evidence, cells: list[str]) -> tuple[list[tuple[Comparison, str, str]], bool]:
+    """(comparison, cell, 'better'/'worse'/'') for each present cell, and whether every
+    comparison has enough trials."""
+    marks, enough = [], True
+    for c in _greff(e):
+        present = [cell for cell in cells if cell in c.cells]
+        enough &= _enough(c, present)
+        marks += [(c, cell, c.significant(c.all_trials, cell, e.alpha)) for cell in present]
+    return marks, enough
+
+
+def _p(c: Comparison, cell: str) -> str:
+    return f"{cell} on {c.task} (p = {c.all_trials.pvalues[cell]:.2g})"
+
+
+def _none_significant(
+    cells: list[str], direction: str
+) -> Callable[[Evidence], tuple[str, str] | None]:
+    def judge(e: Evidence) -> tuple[str, str] | None:
+        marks, enough = _marks(e, cells)
+        if not marks:
+            return None
+        hits = [_p(c, cell) for c, cell, mark in marks if mark == direction]
+        tasks = sorted({c.task for c, _, _ in marks})
+        measured = (
+            f"significantly {direction} than vanilla: " + "; ".join(hits)
+            if hits
+            else f"none significantly {direction} than vanilla on {', '.join(tasks)}"
+        )
+        if hits:
+            return measured, FAILS
+        return measured, HOLDS if enough else TOO_FEW
+
+    return judge
+
+
+def _mean_ranks(e: Evidence) -> dict[str, float]:
+    """Each variant's rank by mean test value (1 = best), averaged over the tasks."""
+    ranks: dict[str, list[float]] = {}
+    for c in _greff(e):
+        means = pd.Series({cell: np.mean(v) for cell, v in c.all_trials.values.items() if len(v)})
+        for cell, rank in means.rank(ascending=not c.higher_is_better).items():
+            ranks.setdefault(str(cell), []).append(float(rank))
+    return {cell: float(np.mean(r)) for cell, r in ranks.items()}
+
+
+def _hurt_most(e: Evidence) -> tuple[str, str] | None:
+    cells = ["nfg", "noaf"]
+    marks, enough = _marks(e, cells)
+    present = sorted({cell for _, cell, _ in marks})
+    if not present:
+        return None
+    ranks = _mean_ranks(e)
+    worst = sorted(ranks, key=lambda cell: -ranks[cell])[: len(present)]
+    tasks = len(_greff(e))
+    worse = {cell: sum(m == "worse" for _, x, m in marks if x == cell) for cell in present}
+    measured = "; ".join(
+        f"{cell}: worse than vanilla on {worse[cell]}/{tasks} tasks, mean rank "
+        f"{ranks.get(cell, np.nan):.1f} of {len(ranks)}"
+        for cell in present
+    )
+    if all(worse[cell] == tasks for cell in present) and set(worst) == set(present):
+        return measured, HOLDS
+    return measured, FAILS if enough else TOO_FEW
+
+
+def _domain_specific(e: Evidence) -> tuple[str, str] | None:
+    cells = ["nig", "nog", "niaf"]
+    marks, enough = _marks(e, cells)
+    domains = {GREFF_DOMAIN.get(c.task) for c, _, _ in marks}
+    if not marks or "music" not in domains or not domains & {"speech", "handwriting"}:
+        return None
+    wrong = [
+        _p(c, cell)
+        for c, cell, mark in marks
+        if (GREFF_DOMAIN.get(c.task) == "music") == (mark == "worse")
+        and GREFF_DOMAIN.get(c.task) in ("music", "speech", "handwriting")
+    ]
+    measured = (
+        "against the pattern: " + "; ".join(wrong)
+        if wrong
+        else "worse on every speech/handwriting task, not worse on music"
+    )
+    if not wrong:
+        return measured, HOLDS
+    return measured, FAILS if enough else TOO_FEW
+
+
+# -- Greff: hyperparameters -------------------------------------------------------------------
+
+
+def _analysed(e: Evidence, key: str) -> list[Analysis]:
+    return [a for a in e.analyses if not a.skipped and key in a.importances]
+
+
+def _enough_fanova(found: list[Analysis]) -> bool:
+    return all(a.settings >= MIN_FANOVA_SETTINGS for a in found)
+
+
+def _lr_dominates(e: Evidence) -> tuple[str, str] | None:
+    found = _analysed(e, "optim.lr")
+    if not found:
+        return None
+    parts, dominant = [], True
+    for a in found:
+        ranked = sorted(a.importances.values(), reverse=True)
+        lr = a.importances["optim.lr"]
+        runner_up = ranked[1] if len(ranked) > 1 else 0.0
+        dominant &= lr == ranked[0] and lr >= 2 * runner_up
+        parts.append(f"{a.task}: lr {lr:.2f}, next {runner_up:.2f}")
+    if not _enough_fanova(found):
+        return "; ".join(parts), TOO_FEW
+    return "; ".join(parts), HOLDS if dominant else FAILS
+
+
+def _small(
+    key_of: Callable[[Analysis], float | None], what: str
+) -> Callable[[Evidence], tuple[str, str] | None]:
+    def judge(e: Evidence) -> tuple[str, str] | None:
+        found = [(a, key_of(a)) for a in e.analyses if not a.skipped]
+        found = [(a, v) for a, v in found if v is not None]
+        if not found:
+            return None
+        measured = "; ".join(f"{a.task}: {what} {v:.3f}" for a, v in found)
+        if not _enough_fanova([a for a, _ in found]):
+            return measured, TOO_FEW
+        return measured, HOLDS if all(v < NEGLIGIBLE for _, v in found) else FAILS
+
+    return judge
+
+
+def _momentum(a: Analysis) -> float | None:
+    return a.importances.get("optim.momentum")
+
+
+def _interaction(a: Analysis) -> float | None:
+    if a.interaction is None:
+        return None
+    first, second = (d.key for d in a.interaction.dims)
+    return a.interaction.fractions[f"{first} x {second}"]
+
+
+# -- Jozefowicz: best values ------------------------------------------------------------------
+
+
+def _best_pairs(e: Evidence, challenger: str, baseline: str) -> list[tuple]:
+    """Per task with both cells: (task, challenger's best test, baseline's, higher-is-better,
+    enough trials)."""
+    best = e.best.set_index(["task", "cell"])
+    out = []
+    for task in sorted(e.best["task"].unique()):
+        if task == WEISS_TASK:  # Weiss's question, not Jozefowicz's
+            continue
+        if (task, challenger) not in best.index or (task, baseline) not in best.index:
+            continue
+        higher = best.loc[(task, baseline), "direction"] == "maximize"
+        enough = all(
+            e.finished.get((task, c), 0) >= MIN_SEARCH_TRIALS for c in (challenger, baseline)
+        )
+        out.append(
+            (
+                task,
+                float(best.loc[(task, challenger), "test"]),
+                float(best.loc[(task, baseline), "test"]),
+                higher,
+                enough,
+            )
+        )
+    return out
+
+
+def _beats(
+    challenger: str, baseline: str, majority: bool
+) -> Callable[[Evidence], tuple[str, str] | None]:
+    def judge(e: Evidence) -> tuple[str, str] | None:
+        pairs = _best_pairs(e, challenger, baseline)
+        if not pairs:
+            return None
+        wins = [t for t, a, b, higher, _ in pairs if (a > b if higher else a < b)]
+        names = (
+            JOZEFOWICZ_LABEL.get(challenger, challenger),
+            JOZEFOWICZ_LABEL.get(baseline, baseline),
+        )
+        measured = "; ".join(
+            f"{t}: {names[0]} {a:.4g} vs {names[1]} {b:.4g}" for t, a, b, _, _ in pairs
+        )
+        if not all(enough for *_, enough in pairs):
+            return measured, TOO_FEW
+        won = len(wins) > len(pairs) / 2 if majority else len(wins) == len(pairs)
+        return measured, HOLDS if won else FAILS
+
+    return judge
+
+
+def _forget_gate_matters(e: Evidence) -> tuple[str, str] | None:
+    variants = ["lstm", "lstm_i", "lstm_o", "lstm_b"]
+    parts, worst_everywhere, enough, tested = [], True, True, False
+    for task in ("arith", "xml"):
+        rows = e.best[(e.best["task"] == task) & e.best["cell"].isin(["lstm_f", *variants])]
+        if "lstm_f" not in set(rows["cell"]) or len(rows) < 2:
+            continue
+        tested = True
+        higher = bool((rows["direction"] == "maximize").all())
+        worst = rows.sort_values("test", ascending=higher).iloc[0]["cell"]
+        worst_everywhere &= worst == "lstm_f"
+        enough &= all(e.finished.get((task, c), 0) >= MIN_SEARCH_TRIALS for c in rows["cell"])
+        parts.append(f"{task}: worst LSTM variant {JOZEFOWICZ_LABEL.get(worst, worst)}")
+    if not tested:
+        return None
+    if not enough:
+        return "; ".join(parts), TOO_FEW
+    return "; ".join(parts), HOLDS if worst_everywhere else FAILS
+
+
+def _ordering(e: Evidence) -> tuple[str, str] | None:
+    if not e.agreements:
+        return None
+    measured = "; ".join(
+        f"{a.task}: rho {a.rho:.2f} (p {a.p:.2g}, {len(a.cells)} cells)" for a in e.agreements
+    )
+    enough = all(
+        len(a.cells) >= 5
+        and all(e.finished.get((a.task, c), 0) >= MIN_SEARCH_TRIALS for c in a.cells)
+        for a in e.agreements
+    )
+    if not enough:
+        return measured, TOO_FEW
+    return measured, HOLDS if all(a.rho > 0 and a.p < e.alpha for a in e.agreements) else FAILS
+
+
+# -- Weiss ------------------------------------------------------------------------------------
+
+
+def _counting(e: Evidence) -> tuple[str, str] | None:
+    runs = e.counting[e.counting["state"] == "finished"]
+    kinds = set(runs["cell.kind"])
+    if not {"lstm", "gru"} <= kinds:
+        return None
+    parts, holds, enough = [], True, True
+    for language in sorted(runs["task.language"].unique()):
+        mine = runs[runs["task.language"] == language]
+        n_train = float(mine["task.n_train"].max())
+        lstm = mine[mine["cell.kind"] == "lstm"]["test_strict_limit"]
+        gru = mine[mine["cell.kind"] == "gru"]["test_strict_limit"]
+        enough &= len(lstm) >= MIN_SEEDS and len(gru) >= MIN_SEEDS
+        holds &= bool(lstm.max() >= 2 * n_train and gru.max() < 2 * n_train)
+        parts.append(
+            f"{language} (n_train {n_train:g}): best LSTM-kind limit {lstm.max():g}, "
+            f"best GRU-kind {gru.max():g}"
+        )
+    if not enough:
+        return "; ".join(parts), TOO_FEW
+    return "; ".join(parts), HOLDS if holds else FAILS
+
+
+FINDINGS = (
+    Finding(
+        "No variant is significantly better than vanilla",
+        "Greff 2017",
+        _none_significant(["nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr"], "better"),
+    ),
+    Finding("NFG and NOAF hurt most", "Greff 2017", _hurt_most),
+    Finding(
+        "CIFG and NP cost nothing (not significantly worse)",
+        "Greff 2017",
+        _none_significant(["cifg", "np"], "worse"),
+    ),
+    Finding(
+        "FGR gains nothing (not significantly better)",
+        "Greff 2017",
+        _none_significant(["fgr"], "better"),
+    ),
+    Finding(
+        "NIG, NOG and NIAF hurt on speech and handwriting but not on music (unverified)",
+        "Greff 2017",
+        _domain_specific,
+    ),
+    Finding(
+        "Learning rate is by far the most important hyperparameter", "Greff 2017", _lr_dominates
+    ),
+    Finding(
+        f"Momentum hardly matters (importance < {NEGLIGIBLE:g})",
+        "Greff 2017",
+        _small(_momentum, "momentum importance"),
+    ),
+    Finding(
+        f"Hyperparameters are nearly independent (lr x hidden size interaction < {NEGLIGIBLE:g})",
+        "Greff 2017",
+        _small(_interaction, "interaction"),
+    ),
+    Finding(
+        "LSTM-b (forget bias 1) beats the LSTM on every task",
+        "Jozefowicz 2015",
+        _beats("lstm_b", "lstm", majority=False),
+    ),
+    Finding(
+        "The GRU beats the LSTM on most tasks",
+        "Jozefowicz 2015",
+        _beats("gru", "lstm", majority=True),
+    ),
+    Finding(
+        "Without its forget gate the LSTM is the worst LSTM variant (Arith, XML)",
+        "Jozefowicz 2015",
+        _forget_gate_matters,
+    ),
+    Finding(
+        "Our ordering of the cells agrees with Table 1 (Spearman rho > 0, p < alpha)",
+        "Jozefowicz 2015",
+        _ordering,
+    ),
+    Finding("LSTMs count beyond 2 x the training range; GRUs do not", "Weiss 2018", _counting),
+)
+
+
+def judge(evidence: Evidence) -> tuple[Table, list[str]]:
+    """The verdict table, and the findings this store could not test."""
+    rows, untested = [], []
+    for finding in FINDINGS:
+        result = finding.judge(evidence)
+        if result is None:
+            untested.append(f"{finding.statement} ({finding.paper})")
+            continue
+        rows.append(Verdict(finding.statement, finding.paper, *result))
+    frame = pd.DataFrame(
+        [vars(v) for v in rows], columns=["finding", "paper", "measured", "verdict"]
+    )
+    note = (
+        f"Significance: Welch's t-test on all finished trials, p < {evidence.alpha:g}, needing "
+        f"{MIN_TRIALS}+ finished trials per cell and task; fANOVA findings need "
+        f"{MIN_FANOVA_SETTINGS}+ distinct hyperparameter settings per task; best-value "
+        f"comparisons {MIN_SEARCH_TRIALS}+ finished trials per cell and task; counting "
+        f"{MIN_SEEDS}+ runs per cell kind."
+    )
+    return Table("verdicts", "The papers' headline findings, measured here", frame, note), untested
