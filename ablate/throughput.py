@@ -2,9 +2,9 @@
 
     python -m ablate.throughput --experiment quickstart --cores 2
 
-Runs the experiment twice from scratch, in fresh folders, through the real CLI: once with
-Hydra's basic launcher and ``threads=CORES`` (one trial at a time, torch's intra-op threads),
-once with the joblib launcher running CORES trials side by side on one thread each. Prints a
+Runs the experiment twice from scratch, in fresh folders, through the real CLI: once one
+trial at a time on ``threads=CORES`` (torch's intra-op threads), once CORES trials side by
+side on one thread each (both through the joblib launcher, so only the split differs). Prints a
 table with the ratio and writes it to ``reports/bench/throughput.md``.
 """
 
