@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n = args.cores
     setups = {
-        f"1 process x {n} threads": [
-            "hydra/launcher=basic",
+        f"1 job x {n} threads": [
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=1",
             f"threads={n}",
             "hydra.sweeper.n_jobs=1",
         ],
