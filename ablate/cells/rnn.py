@@ -10,18 +10,24 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from ablate.cells import compiled
 from ablate.cells.init import InitScheme, initialise
+from ablate.cells.kernels import KernelScan
 from ablate.cells.layout import Layout, layout
 from ablate.cells.presets import preset
-from ablate.cells.scan import Scan, build_scan
+from ablate.cells.scan import Padding, Params, Scan, State, build_scan
 from ablate.cells.spec import CellSpec, Gate, SpecError, StateKind
 
 RNNState = Tensor | tuple[Tensor, Tensor]
 
 
 class Backend(StrEnum):
-    AUTO = "auto"  # torch's fused kernel where the spec is exactly one, else the reference loop
+    # torch's fused kernel where the spec is exactly one; else, on the CPU, the C++ kernels
+    # (built once per machine); else, or where they cannot be built (one warning), the
+    # reference loop: the fastest pure-Python path measured (see README, "Speed").
+    AUTO = "auto"
     FUSED = "fused"  # insist on torch's kernel (an error for specs it cannot compute)
+    COMPILED = "compiled"  # insist on the C++ kernels (CPU; an error where they cannot build)
     REFERENCE = "reference"  # the plain autograd loop, for debugging and as the oracle
 
 
@@ -72,7 +78,8 @@ class GatedRNN(nn.Module):
             or ``xavier_orthogonal`` (per gate block).
         init_scale: the ``uniform`` bound factor or the Xavier/orthogonal gain.
         forget_bias: added to the forget-gate bias at init; None takes the spec's value.
-        backend: ``auto``, ``fused`` or ``reference`` (see :class:`Backend`).
+        backend: ``auto``, ``fused``, ``compiled`` or ``reference`` (see :class:`Backend`);
+            every one computes the same function.
 
     Call: ``output, state = rnn(x, state=None, lengths=None)``. ``state`` is ``(h, c)`` for the
     LSTM family and ``h`` otherwise, each ``(num_layers * num_directions, B, N)``. With
@@ -109,12 +116,15 @@ class GatedRNN(nn.Module):
             raise ValueError(f"GatedRNN: init_scale must be positive, got {init_scale!r}")
         scheme = _choice(InitScheme, init, "init")
         self.backend = _choice(Backend, backend, "backend")
-        if forget_bias is not None and forget_bias != self.spec.forget_bias:
-            if Gate.FORGET not in self.spec.parametrized_gates:
-                raise SpecError(
-                    f"GatedRNN: forget_bias={forget_bias} but cell {self.spec.name!r} has no "
-                    "forget gate with a bias"
-                )
+        if (
+            forget_bias is not None
+            and forget_bias != self.spec.forget_bias
+            and Gate.FORGET not in self.spec.parametrized_gates
+        ):
+            raise SpecError(
+                f"GatedRNN: forget_bias={forget_bias} but cell {self.spec.name!r} has no "
+                "forget gate with a bias"
+            )
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -125,7 +135,8 @@ class GatedRNN(nn.Module):
         self.forget_bias = self.spec.forget_bias if forget_bias is None else float(forget_bias)
         if self.backend is Backend.FUSED and self.spec.fused is None:
             raise SpecError(f"GatedRNN: cell {self.spec.name!r} has no fused torch kernel")
-        self.fused = self.spec.fused if self.backend is not Backend.REFERENCE else None
+        uses_fused = self.backend in (Backend.AUTO, Backend.FUSED)
+        self.fused = self.spec.fused if uses_fused else None
 
         self.layouts: list[Layout] = []
         self.layers = nn.ModuleList()
@@ -136,6 +147,10 @@ class GatedRNN(nn.Module):
                 self.layouts.append(lay)
                 self.layers.append(_LayerParams(lay))
         self._scans: list[Scan] = [build_scan(self.spec, lay) for lay in self.layouts]
+        self._kernels = [
+            KernelScan(self.spec, lay, scan)
+            for lay, scan in zip(self.layouts, self._scans, strict=True)
+        ]
         if self.fused == "lstm":
             self.register_buffer("_zero_bias", torch.zeros(4 * hidden_size), persistent=False)
         elif self.fused == "gru":
@@ -148,12 +163,39 @@ class GatedRNN(nn.Module):
             f"{self.spec.name}, {self.input_size}, {self.hidden_size}, "
             f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, "
             f"dropout={self.dropout}, batch_first={self.batch_first}, "
-            f"backend={self.fused or 'reference'}"
+            f"backend={self.backend}"
         )
 
     @property
     def has_cell_state(self) -> bool:
         return self.spec.kind is StateKind.LSTM
+
+    def path(
+        self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> Backend:
+        """The backend a call on ``device`` with ``dtype`` runs: ``auto`` resolved, building
+        the C++ kernels on first use (once per machine; a warning and the reference loop
+        where they fail). The C++ kernels take float32 and float64 CPU tensors, outside
+        autocast."""
+        device = torch.device(device)
+        why_not = None
+        if device.type != "cpu":
+            why_not = f"run on the CPU, not {device}"
+        elif dtype not in (torch.float32, torch.float64):
+            why_not = f"take float32 or float64, not {dtype}"
+        elif torch.is_autocast_enabled("cpu"):
+            why_not = "do not run under autocast"
+        if self.backend is Backend.AUTO:
+            if self.fused is not None:
+                return Backend.FUSED
+            usable = why_not is None and compiled.kernels() is not None
+            return Backend.COMPILED if usable else Backend.REFERENCE
+        if self.backend is Backend.COMPILED:
+            if why_not is not None:
+                raise ValueError(f"GatedRNN: the compiled kernels {why_not}")
+            if compiled.kernels() is None:
+                raise RuntimeError("GatedRNN: the C++ kernels could not be built (see the warning)")
+        return self.backend
 
     def forward(
         self, x: Tensor, state: RNNState | None = None, lengths: Tensor | None = None
@@ -169,10 +211,11 @@ class GatedRNN(nn.Module):
         states = self._initial_state(state, batch, x)
         if lengths is not None:
             lengths = _check_lengths(lengths, batch, steps)
-        if self.fused is not None:
+        path = self.path(x.device, x.dtype)
+        if path is Backend.FUSED:
             out, final = self._forward_fused(x, states, lengths)
         else:
-            out, final = self._forward_reference(x, states, lengths)
+            out, final = self._forward_loops(x, states, lengths, path)
         if self.batch_first:
             out = out.transpose(0, 1)
         return out, final
@@ -189,29 +232,19 @@ class GatedRNN(nn.Module):
             raise ValueError(f"GatedRNN: expected state of {count} x {shape}, got {got}")
         return states
 
-    def _forward_reference(
-        self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None
+    def _forward_loops(
+        self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None, path: Backend
     ) -> tuple[Tensor, RNNState]:
-        steps, batch, _ = x.shape
-        mask = None
-        reverse_index = None
-        if lengths is not None:
-            t = torch.arange(steps, device=x.device).unsqueeze(1)
-            lens = lengths.to(x.device).unsqueeze(0)
-            mask = (t < lens).unsqueeze(-1)
-            # Reverse each sequence within its own length: step t reads step len-1-t.
-            reverse_index = torch.where(t < lens, lens - 1 - t, t)
+        """Layer by layer, direction by direction, each one time loop of ``path``."""
+        padding = None if lengths is None else Padding.of(lengths, x.shape[0], x.device)
+        reverse_index = None if padding is None else padding.reverse_index
         finals: list[list[Tensor]] = [[] for _ in states]
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
-                scan = self._scans[k]
-                params = scan.prepare(self.layers[k].as_dict())
                 inp = x if direction == 0 else _reverse(x, reverse_index)
-                out, final = scan(
-                    scan.project(inp, params), tuple(s[k] for s in states), params, mask
-                )
+                out, final = self._run(path, k, inp, tuple(s[k] for s in states), padding)
                 outputs.append(out if direction == 0 else _reverse(out, reverse_index))
                 for store, s in zip(finals, final, strict=True):
                     store.append(s)
@@ -220,6 +253,14 @@ class GatedRNN(nn.Module):
                 x = F.dropout(x, self.dropout, self.training)
         stacked = tuple(torch.stack(f) for f in finals)
         return x, (stacked if self.has_cell_state else stacked[0])
+
+    def _run(
+        self, path: Backend, k: int, x: Tensor, state: State, padding: Padding | None
+    ) -> tuple[Tensor, State]:
+        params: Params = self.layers[k].as_dict()
+        if path is Backend.COMPILED:
+            return self._kernels[k].run(x, state, params, padding)
+        return self._scans[k].run(x, state, params, padding)
 
     def _forward_fused(
         self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None
@@ -263,7 +304,9 @@ def _reverse(x: Tensor, index: Tensor | None) -> Tensor:
 def _check_lengths(lengths: Tensor, batch: int, steps: int) -> Tensor:
     lengths = torch.as_tensor(lengths, dtype=torch.long)
     if lengths.shape != (batch,):
-        raise ValueError(f"GatedRNN: lengths must have shape ({batch},), got {tuple(lengths.shape)}")
+        raise ValueError(
+            f"GatedRNN: lengths must have shape ({batch},), got {tuple(lengths.shape)}"
+        )
     if int(lengths.min()) < 1 or int(lengths.max()) > steps:
         raise ValueError(f"GatedRNN: lengths must lie in [1, {steps}], got {lengths.tolist()}")
     return lengths

@@ -9,7 +9,8 @@ zero-filled gradient per step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,6 +22,22 @@ from ablate.cells.spec import CellSpec, CellValue, Gate, ResetPosition, Source, 
 
 Params = dict[str, Tensor]
 State = tuple[Tensor, ...]
+
+
+@dataclass(frozen=True)
+class Padding:
+    """A batch of sequences of different lengths, in the forms the time loops need."""
+
+    lengths: Tensor  # (B,) int64
+    mask: Tensor  # (T, B, 1) bool: whether step t of sequence b is real
+    reverse_index: Tensor  # (T, B): step t of the reversed sequence b reads step len-1-t
+
+    @classmethod
+    def of(cls, lengths: Tensor, steps: int, device: torch.device) -> Padding:
+        lengths = lengths.to(device=device, dtype=torch.long).contiguous()
+        t = torch.arange(steps, device=device).unsqueeze(1)
+        real = t < lengths.unsqueeze(0)
+        return cls(lengths, real.unsqueeze(-1), torch.where(real, lengths - 1 - t, t))
 
 
 def _run(
@@ -72,6 +89,13 @@ class Scan:
         steps, batch, _ = x.shape
         xw = torch.addmm(p["bias"], x.reshape(steps * batch, -1), p["weight_ih"].t())
         return xw.view(steps, batch, -1)
+
+    def run(
+        self, x: Tensor, state: State, params: Params, padding: Padding | None
+    ) -> tuple[Tensor, State]:
+        """The layer-direction on input x (T, B, M): outputs (zero where padded), final state."""
+        p = self.prepare(params)
+        return self(self.project(x, p), state, p, None if padding is None else padding.mask)
 
     def __call__(
         self, projected: Tensor, state: State, params: Params, mask: Tensor | None
@@ -196,9 +220,7 @@ class GRUScan(Scan):
         block = activation(spec.block_activation)
 
         after = spec.reset is ResetPosition.AFTER
-        # Rows of weight_hh multiplied by h in the first matmul of the step: the gates', and
-        # the candidate's too when the reset gate applies after R.
-        first = [r for r in lay.hh_rows if r != "candidate" or after]
+        first = first_rows(spec, lay)
         self._first_rows = len(first)
         h_rows = {name: k for k, name in enumerate(first)}
         th_rows = {name: k for k, name in enumerate(lay.th_rows)}
@@ -276,6 +298,13 @@ class GRUScan(Scan):
             parts.append(total)
         return torch.cat(parts, dim=1).view(steps, batch, 3 * n)
 
+
+
+def first_rows(spec: CellSpec, lay: Layout) -> tuple[str, ...]:
+    """Rows of a GRU's weight_hh multiplied by h_{t-1} at the start of a step: the gates',
+    and the candidate's when the reset gate applies after R (before R, it waits for r)."""
+    after = spec.reset is ResetPosition.AFTER
+    return tuple(r for r in lay.hh_rows if r != "candidate" or after)
 
 
 def _is_input(src: Source) -> bool:

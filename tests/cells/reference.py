@@ -60,12 +60,16 @@ def lstm_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int):
     prev = {g: torch.zeros(B, n, dtype=torch.float64) for g in gates}  # FGR: zero at t = 0
     if fgr:
         G = {
-            (to, frm): p["weight_gg"][gates.index(to) * n : (gates.index(to) + 1) * n,
-                                      gates.index(frm) * n : (gates.index(frm) + 1) * n]
-            for to in gates for frm in gates
+            (to, frm): p["weight_gg"][
+                gates.index(to) * n : (gates.index(to) + 1) * n,
+                gates.index(frm) * n : (gates.index(frm) + 1) * n,
+            ]
+            for to in gates
+            for frm in gates
         }
     outs = []
     for x in xs:
+
         def pre(g: str, x: Tensor = x, h: Tensor = h, prev: dict = prev) -> Tensor:
             s = x @ W[g].T + h @ R[g].T + b[g]
             if fgr:
@@ -154,8 +158,14 @@ def direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int):
     return gru_direction(name, p, xs, n)
 
 
-def run(name: str, layer_params: list[dict[str, Tensor]], x: Tensor, n: int, layers: int,
-        bidirectional: bool):
+def run(
+    name: str,
+    layer_params: list[dict[str, Tensor]],
+    x: Tensor,
+    n: int,
+    layers: int,
+    bidirectional: bool,
+):
     """x: (T, B, M). Returns output (T, B, D*N) and the stacked final states."""
     dirs = 2 if bidirectional else 1
     xs = list(x.unbind(0))

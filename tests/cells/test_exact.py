@@ -1,4 +1,6 @@
-"""Every preset against its paper's equations (float64), torch's kernels, and gradcheck."""
+"""Every preset against its paper's equations, torch's kernels, and gradcheck, on every
+backend: torch's fused kernels, the C++ kernels and the reference loop, in float64 (to
+~1e-10) and float32 (to float32's precision)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,41 @@ from tests.cells import reference
 torch.set_default_dtype(torch.float32)
 
 SIZES = [(3, 5), (4, 4)]  # (M, N): M != N, and M == N where MUT1/MUT2 use raw x exactly
+LOOPS = ["compiled", "reference"]  # the backends that run a time loop of their own
+# (rtol, atol) of outputs and of gradients, per dtype, against the float64 reference.
+TOLERANCES = {
+    torch.float64: ((1e-10, 1e-12), (1e-9, 1e-11)),
+    torch.float32: ((1e-5, 1e-6), (1e-4, 1e-5)),
+}
 
 
-def build(name: str, m: int, n: int, layers: int, bidirectional: bool, backend: str = "auto"):
+# Every preset with every backend that runs it: ``auto`` only where it is not one of the loops.
+CASES = [
+    (name, backend)
+    for name in reference.ALL
+    for backend in (["auto"] if preset(name).fused else []) + LOOPS
+]
+
+
+def build(
+    name: str,
+    m: int,
+    n: int,
+    layers: int,
+    bidirectional: bool,
+    backend: str = "auto",
+    dtype: torch.dtype = torch.float64,
+):
     torch.manual_seed(hash((name, m, n, layers, bidirectional)) % 2**31)
     rnn = GatedRNN(
-        preset(name), m, n, num_layers=layers, bidirectional=bidirectional, init="torch",
+        preset(name),
+        m,
+        n,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        init="torch",
         backend=backend,
-    ).double()
+    ).to(dtype)
     with torch.no_grad():  # random everything, biases and peepholes included
         for p in rnn.parameters():
             p.uniform_(-0.8, 0.8)
@@ -34,56 +63,73 @@ def test_reference_covers_every_preset():
     assert sorted(preset_names()) == reference.ALL
 
 
-@pytest.mark.parametrize("name", reference.ALL)
+@pytest.mark.parametrize("name,backend", CASES)
 @pytest.mark.parametrize("m,n", SIZES)
 @pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
-def test_matches_paper_equations(name, m, n, layers, bidirectional):
-    rnn = build(name, m, n, layers, bidirectional)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_matches_paper_equations(name, backend, m, n, layers, bidirectional, dtype):
+    rnn = build(name, m, n, layers, bidirectional, backend, dtype)
     steps, batch = 6, 3
-    x = torch.randn(steps, batch, m, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(steps, batch, m, dtype=dtype, requires_grad=True)
     out, state = rnn(x)
     states = list(state) if isinstance(state, tuple) else [state]
-    ref_out, ref_states = reference.run(name, layer_params(rnn), x, n, layers, bidirectional)
-    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-12)
+    # The reference in float64, from the very same (possibly float32) numbers.
+    x64 = x.detach().double().requires_grad_(True)
+    params64 = [
+        {k: p.detach().double().requires_grad_(True) for k, p in layer.items()}
+        for layer in layer_params(rnn)
+    ]
+    ref_out, ref_states = reference.run(name, params64, x64, n, layers, bidirectional)
+    (rtol, atol), (grad_rtol, grad_atol) = TOLERANCES[dtype]
+    torch.testing.assert_close(out.double(), ref_out, rtol=rtol, atol=atol)
     for s, r in zip(states, ref_states, strict=True):
-        torch.testing.assert_close(s, r, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(s.double(), r, rtol=rtol, atol=atol)
 
     # Gradients of a random projection of every output, w.r.t. every parameter and the input.
-    weights = [torch.randn_like(t) for t in (out, *states)]
-    leaves = [x, *rnn.parameters()]
-    loss = sum((w * t).sum() for w, t in zip(weights, (out, *states), strict=True))
+    weights = [torch.randn_like(t, dtype=torch.float64) for t in (out, *states)]
+    loss = sum((w.to(dtype) * t).sum() for w, t in zip(weights, (out, *states), strict=True))
     ref_loss = sum((w * t).sum() for w, t in zip(weights, (ref_out, *ref_states), strict=True))
-    grads = torch.autograd.grad(loss, leaves)
-    ref_grads = torch.autograd.grad(ref_loss, leaves, allow_unused=True)
+    grads = torch.autograd.grad(loss, [x, *rnn.parameters()])
+    ref_leaves = [x64, *(p for layer in params64 for p in layer.values())]
+    ref_grads = torch.autograd.grad(ref_loss, ref_leaves, allow_unused=True)
     for (pname, _), g, r in zip(
         [("input", x), *rnn.named_parameters()], grads, ref_grads, strict=True
     ):
         assert r is not None, f"the reference does not use {pname}"
-        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-11, msg=f"gradient of {pname}")
+        torch.testing.assert_close(
+            g.double(), r, rtol=grad_rtol, atol=grad_atol, msg=f"gradient of {pname}"
+        )
 
 
 @pytest.mark.parametrize("name", reference.ALL)
-def test_gradcheck(name):
-    rnn = build(name, 3, 3, 1, True, backend="reference")
+@pytest.mark.parametrize("backend", LOOPS)
+def test_gradcheck(name, backend):
+    rnn = build(name, 3, 3, 1, True, backend=backend)
     names = [k for k, _ in rnn.named_parameters()]
     params = [p.detach().clone().requires_grad_(True) for p in rnn.parameters()]
     x = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([4, 3])
 
     def f(x, *ps):
-        out, _ = torch.func.functional_call(rnn, dict(zip(names, ps, strict=True)), (x,),
-                                            {"lengths": lengths})
+        out, _ = torch.func.functional_call(
+            rnn, dict(zip(names, ps, strict=True)), (x,), {"lengths": lengths}
+        )
         return out
 
     rnn.batch_first = True
     assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-5)
 
 
+def _suffix(rnn: GatedRNN, k: int) -> str:
+    """torch's parameter-name suffix of layer-direction k."""
+    return f"_l{k // rnn.num_directions}" + ("_reverse" if k % 2 and rnn.bidirectional else "")
+
+
 def _copy_from_torch(rnn: GatedRNN, ref: nn.RNNBase, kind: str) -> None:
     n = rnn.hidden_size
     with torch.no_grad():
         for k, layer in enumerate(rnn.layers):
-            sfx = f"_l{k // rnn.num_directions}" + ("_reverse" if k % 2 and rnn.bidirectional else "")
+            sfx = _suffix(rnn, k)
             w_ih, w_hh = getattr(ref, "weight_ih" + sfx), getattr(ref, "weight_hh" + sfx)
             b_ih, b_hh = getattr(ref, "bias_ih" + sfx), getattr(ref, "bias_hh" + sfx)
             layer.weight_ih.copy_(w_ih)
@@ -100,7 +146,7 @@ def _torch_grads(rnn: GatedRNN, ref: nn.RNNBase, kind: str) -> list[torch.Tensor
     n = rnn.hidden_size
     out = []
     for k in range(len(rnn.layers)):
-        sfx = f"_l{k // rnn.num_directions}" + ("_reverse" if k % 2 and rnn.bidirectional else "")
+        sfx = _suffix(rnn, k)
         out += [getattr(ref, "weight_ih" + sfx).grad, getattr(ref, "weight_hh" + sfx).grad]
         b_ih, b_hh = getattr(ref, "bias_ih" + sfx).grad, getattr(ref, "bias_hh" + sfx).grad
         out.append(b_ih)  # d/d(b_ih + b_hh) = d/d b_ih
@@ -110,16 +156,25 @@ def _torch_grads(rnn: GatedRNN, ref: nn.RNNBase, kind: str) -> list[torch.Tensor
 
 
 @pytest.mark.parametrize("name,kind", [("lstm", "lstm"), ("lstm_b", "lstm"), ("gru_torch", "gru")])
-@pytest.mark.parametrize("backend", ["fused", "reference"])
-@pytest.mark.parametrize("layers,bidirectional,use_lengths", [(1, False, False), (2, True, False),
-                                                              (2, True, True)])
+@pytest.mark.parametrize("backend", ["fused", *LOOPS])
+@pytest.mark.parametrize(
+    "layers,bidirectional,use_lengths", [(1, False, False), (2, True, False), (2, True, True)]
+)
 def test_matches_torch_kernel(name, kind, backend, layers, bidirectional, use_lengths):
     torch.manual_seed(0)
     m, n, steps, batch = 5, 7, 9, 4
-    ref = (nn.LSTM if kind == "lstm" else nn.GRU)(m, n, layers, bidirectional=bidirectional,
-                                                  batch_first=True)
-    rnn = GatedRNN(name, m, n, num_layers=layers, bidirectional=bidirectional, batch_first=True,
-                   backend=backend)
+    ref = (nn.LSTM if kind == "lstm" else nn.GRU)(
+        m, n, layers, bidirectional=bidirectional, batch_first=True
+    )
+    rnn = GatedRNN(
+        name,
+        m,
+        n,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        batch_first=True,
+        backend=backend,
+    )
     _copy_from_torch(rnn, ref, kind)
     x = torch.randn(batch, steps, m)
     x_ref = x.clone().requires_grad_(True)
@@ -127,11 +182,13 @@ def test_matches_torch_kernel(name, kind, backend, layers, bidirectional, use_le
     lengths = torch.tensor([9, 3, 7, 1]) if use_lengths else None
     out, state = rnn(x, lengths=lengths)
     if use_lengths:
-        packed = nn.utils.rnn.pack_padded_sequence(x_ref, lengths, batch_first=True,
-                                                   enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x_ref, lengths, batch_first=True, enforce_sorted=False
+        )
         ref_packed, ref_state = ref(packed)
-        ref_out, _ = nn.utils.rnn.pad_packed_sequence(ref_packed, batch_first=True,
-                                                      total_length=steps)
+        ref_out, _ = nn.utils.rnn.pad_packed_sequence(
+            ref_packed, batch_first=True, total_length=steps
+        )
     else:
         ref_out, ref_state = ref(x_ref)
     states = state if isinstance(state, tuple) else (state,)
@@ -147,11 +204,8 @@ def test_matches_torch_kernel(name, kind, backend, layers, bidirectional, use_le
         torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-5, msg=f"gradient of {pname}")
 
 
-@pytest.mark.parametrize("name", reference.ALL)
-@pytest.mark.parametrize("backend", ["auto", "reference"])
+@pytest.mark.parametrize("name,backend", CASES)
 def test_padded_batch_equals_each_sequence_alone(name, backend):
-    if backend == "reference" and preset(name).fused is None:
-        pytest.skip("auto is the reference path for this preset")
     rnn = build(name, 3, 4, 2, True, backend=backend)
     rnn.batch_first = True
     lengths = torch.tensor([6, 2, 4, 1])

@@ -22,18 +22,56 @@ def spec(**fields) -> CellSpec:
 @pytest.mark.parametrize(
     "fields,message",
     [
-        ({"gates": ["forget", "output"], "coupled": True}, "'coupled': coupling f = 1 - i needs an input gate"),
-        ({"kind": "gru", "peepholes": {"input": "prev"}}, "'peepholes': a peephole needs a cell state"),
+        (
+            {"gates": ["forget", "output"], "coupled": True},
+            "'coupled': coupling f = 1 - i needs an input gate",
+        ),
+        (
+            {"kind": "gru", "peepholes": {"input": "prev"}},
+            "'peepholes': a peephole needs a cell state",
+        ),
         ({"block_activation": "swish"}, "'block_activation': unknown activation 'swish'"),
         ({"kind": "elman", "coupled": True}, "'coupled'"),
-        ({"peepholes": {"input": "new"}}, "'peepholes.input': only the output gate can see the new cell"),
-        ({"gates": ["input", "output"], "peepholes": {"forget": "prev"}}, "'peepholes.forget': peephole on the forget gate"),
-        ({"coupled": True, "peepholes": {"forget": "prev"}}, "'peepholes.forget': a coupled forget gate"),
-        ({"gates": ["input", "output"], "forget_bias": 1.0}, "'forget_bias': the cell has no forget gate"),
+        (
+            {"peepholes": {"input": "new"}},
+            "'peepholes.input': only the output gate can see the new cell",
+        ),
+        (
+            {"gates": ["input", "output"], "peepholes": {"forget": "prev"}},
+            "'peepholes.forget': peephole on the forget gate",
+        ),
+        (
+            {"coupled": True, "peepholes": {"forget": "prev"}},
+            "'peepholes.forget': a coupled forget gate",
+        ),
+        (
+            {"gates": ["input", "output"], "forget_bias": 1.0},
+            "'forget_bias': the cell has no forget gate",
+        ),
         ({"peepholes": {"input": "prev"}, "fused": "lstm"}, "'fused'"),
-        ({"kind": "gru", "sources": {"reset": ["wx"], "update": ["wx"]}}, "'sources.candidate': needs at least one source"),
-        ({"kind": "gru", "sources": {"reset": ["wx", "rh", "r_tanh_h"], "update": ["wx"], "candidate": ["rh"]}}, "'sources.reset': use either"),
-        ({"kind": "gru", "reset": "after", "sources": {"reset": ["wx"], "update": ["wx"], "candidate": ["wx"]}}, "'reset'"),
+        (
+            {"kind": "gru", "sources": {"reset": ["wx"], "update": ["wx"]}},
+            "'sources.candidate': needs at least one source",
+        ),
+        (
+            {
+                "kind": "gru",
+                "sources": {
+                    "reset": ["wx", "rh", "r_tanh_h"],
+                    "update": ["wx"],
+                    "candidate": ["rh"],
+                },
+            },
+            "'sources.reset': use either",
+        ),
+        (
+            {
+                "kind": "gru",
+                "reset": "after",
+                "sources": {"reset": ["wx"], "update": ["wx"], "candidate": ["wx"]},
+            },
+            "'reset'",
+        ),
         ({"kind": "quantum"}, "field 'kind' has unknown value 'quantum'"),
         ({"gates": ["input", "sideways"]}, "field 'gates' has unknown value 'sideways'"),
         ({"peeholes": {}}, "unknown field 'peeholes'"),
@@ -75,14 +113,17 @@ def test_unknown_preset_lists_the_known_ones():
         preset("vanila")
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"hidden_size": 0}, "hidden_size must be a positive integer"),
-    ({"hidden_size": -3}, "hidden_size must be a positive integer"),
-    ({"num_layers": 0}, "num_layers"),
-    ({"dropout": 1.5}, "dropout"),
-    ({"init": "he"}, "unknown init 'he'"),
-    ({"backend": "gpu"}, "unknown backend"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"hidden_size": 0}, "hidden_size must be a positive integer"),
+        ({"hidden_size": -3}, "hidden_size must be a positive integer"),
+        ({"num_layers": 0}, "num_layers"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"init": "he"}, "unknown init 'he'"),
+        ({"backend": "gpu"}, "unknown backend"),
+    ],
+)
 def test_bad_module_arguments(kwargs, message):
     args = {"input_size": 3, "hidden_size": 4, **kwargs}
     with pytest.raises(ValueError, match=message):
@@ -105,8 +146,14 @@ def test_greff_variants_differ_from_vanilla_by_one_thing():
         other = preset(name).to_dict()
         changed = {k for k in base if base[k] != other[k]} - {"name", "description"}
         assert changed, name
-        assert changed <= {"gates", "peepholes", "block_activation", "output_activation",
-                           "coupled", "full_gate_recurrence"}, (name, changed)
+        assert changed <= {
+            "gates",
+            "peepholes",
+            "block_activation",
+            "output_activation",
+            "coupled",
+            "full_gate_recurrence",
+        }, (name, changed)
 
 
 def test_fgr_matmul_work_is_about_two_and_a_half_lstms():
@@ -144,8 +191,9 @@ def test_same_seed_same_weights():
 
 
 def _ablate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ablate", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ablate", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_lists_presets_with_parameter_counts():

@@ -76,6 +76,7 @@ def test_a_trial_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path):
         "defaults:\n  - override /hydra/sweeper: ablate\n"
         "hydra:\n  sweeper:\n    n_trials: 6\n    max_failure_rate: 1.0\n"
         f"    params:\n      task:\n        data_dir: {{choices: ['{good}', '{bad}']}}\n"
+        "      model:\n        input_noise: {type: float, low: 0.0, high: 0.5}\n"
     )
     sweep(conf, tmp_path, "task=framewise", "trainer.eval_batch_size=8", search="data")
     done = trials(tmp_path, "default/nig/framewise")

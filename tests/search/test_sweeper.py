@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -67,10 +68,14 @@ def test_killed_sweep_resumes_to_exactly_n_trials(conf, tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         try:
-            states = [t.state for t in trials(tmp_path)]
+            seen = trials(tmp_path)
         except Exception:  # noqa: BLE001 - the study does not exist yet
-            states = []
-        if states.count(TrialState.COMPLETE) >= 3 and TrialState.RUNNING in states:
+            seen = []
+        complete = [t for t in seen if t.state is TrialState.COMPLETE]
+        # A trial in its job: running, with its MLflow run open.
+        busy = [t for t in seen if t.state is TrialState.RUNNING
+                and "ablate:mlflow_run_id" in t.system_attrs]
+        if len(complete) >= 3 and busy:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -169,3 +174,15 @@ def test_a_sweep_that_fails_everywhere_stops(conf, tmp_path):
     assert "sweep stopped: 4 of 4 trials failed" in result.stderr
     done = trials(tmp_path, "default/linear/digits")
     assert len(done) == 4 and all(t.system_attrs["ablate:error"] == "diverged" for t in done)
+
+
+def test_journal_storage(conf, tmp_path):
+    journal = tmp_path / "study.log"
+    sweep(conf, tmp_path, "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage=journal://{journal}")
+    sweep(conf, tmp_path, "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage=journal://{journal}")
+    from ablate.search.storage import open_storage
+
+    study = optuna.load_study(study_name="default/nig/digits",
+                              storage=open_storage(f"journal://{journal}"))
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2
+    assert not (tmp_path / "optuna.db").exists()

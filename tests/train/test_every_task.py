@@ -48,7 +48,9 @@ def test_short_run_per_task(task, tmp_path):
     ]
     overrides += [f"task.{k}={v}" for k, v in options.items()]
     cfg = compose_job(overrides, tmp_path / "job", tmp_path)
-    value = run_job(cfg)
+    outcome = run_job(cfg)
+    assert outcome.state == "complete"
+    value = outcome.value
     _, runs = mlflow_runs(tmp_path)
     (run,) = runs
     assert run.info.status == "FINISHED"

@@ -1,0 +1,323 @@
+// The kernels as torch operators, torch.ops.ablate.*: check the tensors, allocate the outputs,
+// split the batch rows across threads and run the kernels of kernels.h on each slice.
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+
+#include "kernels.h"
+
+namespace ablate {
+namespace {
+
+using MaybeTensor = std::optional<at::Tensor>;
+
+// Slices of the batch: one per thread, but fewer where a slice would do less than ~1M
+// multiply-adds over the whole loop (tens of microseconds), too little to repay a thread.
+int64_t chunk_count(int64_t batch, int64_t work_per_row) {
+  const int64_t by_work = std::max<int64_t>(1, batch * work_per_row / (int64_t(1) << 20));
+  return std::max<int64_t>(1, std::min({batch, int64_t(at::get_num_threads()), by_work}));
+}
+
+// fn(chunk, first_row, end_row) on each slice, in parallel: each thread runs the whole time
+// loop on its rows. (Without -fopenmp at::parallel_for would use one thread.)
+template <typename F>
+void for_each_chunk(int64_t batch, int64_t chunks, const F& fn) {
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) fn(c, batch * c / chunks, batch * (c + 1) / chunks);
+  });
+}
+
+// The kernels index raw memory: every tensor must be a contiguous CPU tensor of the input's
+// dtype and of the expected shape.
+void check(const at::Tensor& t, const at::Tensor& like, const char* name, at::IntArrayRef shape) {
+  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous() && t.scalar_type() == like.scalar_type(),
+              "ablate kernels: ", name, " must be a contiguous CPU tensor of ",
+              like.scalar_type());
+  TORCH_CHECK(t.sizes() == shape, "ablate kernels: ", name, " has shape ", t.sizes(),
+              ", expected ", shape);
+}
+
+void check(const MaybeTensor& t, const at::Tensor& like, const char* name,
+           at::IntArrayRef shape) {
+  if (t) check(*t, like, name, shape);
+}
+
+const int64_t* lengths_data(const MaybeTensor& lengths, int64_t batch) {
+  if (!lengths) return nullptr;
+  TORCH_CHECK(lengths->device().is_cpu() && lengths->is_contiguous() &&
+                  lengths->scalar_type() == at::kLong && lengths->sizes() == at::IntArrayRef{batch},
+              "ablate kernels: lengths must be a contiguous CPU int64 tensor of shape (", batch,
+              ")");
+  return lengths->data_ptr<int64_t>();
+}
+
+template <typename T>
+T* data(const MaybeTensor& t) {
+  return t ? t->data_ptr<T>() : nullptr;
+}
+
+template <typename T>
+T* data(const at::Tensor& t) {
+  return t.data_ptr<T>();
+}
+
+// fn(T{}) with T the C++ type of t's dtype.
+template <typename F>
+void dispatch(const at::Tensor& t, const F& fn) {
+  TORCH_CHECK(has_blas(), "ablate kernels: torch exports no BLAS sgemm_/dgemm_ here");
+  if (t.scalar_type() == at::kFloat) {
+    fn(float{});
+  } else {
+    TORCH_CHECK(t.scalar_type() == at::kDouble, "ablate kernels: float32 or float64 only, got ",
+                t.scalar_type());
+    fn(double{});
+  }
+}
+
+template <typename Config>
+Config config_of(at::IntArrayRef config, const char* family) {
+  TORCH_CHECK(int64_t(config.size()) == Config::size, "ablate kernels: ", family, " config has ",
+              config.size(), " entries, expected ", Config::size);
+  return Config(config.data());
+}
+
+// keep: a backward will follow, so forward keeps every step's activations (else one step's).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward_op(
+    const at::Tensor& xw, const at::Tensor& bias, const at::Tensor& h0, const at::Tensor& c0,
+    const at::Tensor& w_hh,
+    const MaybeTensor& w_gg, const MaybeTensor& peep_in, const MaybeTensor& peep_fg,
+    const MaybeTensor& peep_out, const MaybeTensor& lengths, at::IntArrayRef config,
+    bool keep) {
+  const auto cf = config_of<LSTMConfig>(config, "lstm");
+  TORCH_CHECK(xw.dim() == 3 && h0.dim() == 2, "ablate kernels: xw must be (T, B, G N)");
+  const int64_t steps = xw.size(0), batch = xw.size(1), width = xw.size(2), n = h0.size(1);
+  const int64_t fed_width = w_gg ? w_gg->size(0) : 0;
+  check(xw, xw, "xw", {steps, batch, width});
+  check(bias, xw, "bias", {width});
+  check(h0, xw, "h0", {batch, n});
+  check(c0, xw, "c0", {batch, n});
+  check(w_hh, xw, "weight_hh", {width, n});
+  check(w_gg, xw, "weight_gg", {fed_width, fed_width});
+  for (const auto* p : {&peep_in, &peep_fg, &peep_out}) check(*p, xw, "peephole", {n});
+  auto h = at::empty({steps + 1, batch, n}, xw.options());
+  auto c = at::empty({steps + 1, batch, n}, xw.options());
+  auto act = at::empty({keep ? steps : 1, batch, width}, xw.options());
+  auto fed = at::empty({w_gg ? steps + 1 : 0, batch, fed_width}, xw.options());
+  h[0].copy_(h0);
+  c[0].copy_(c0);
+  if (w_gg) fed[0].zero_();
+  dispatch(xw, [&](auto tag) {
+    using T = decltype(tag);
+    const LSTMArrays<T> a{steps, batch, n, width, fed_width, keep,
+                          lengths_data(lengths, batch), data<T>(xw), data<T>(bias),
+                          data<T>(w_hh), data<T>(w_gg),
+                          data<T>(peep_in), data<T>(peep_fg), data<T>(peep_out),
+                          data<T>(h), data<T>(c), data<T>(act), w_gg ? data<T>(fed) : nullptr,
+                          nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+    for_each_chunk(batch, chunk_count(batch, steps * width * n),
+                   [&](int64_t, int64_t b0, int64_t b1) { lstm_forward(cf, a, b0, b1); });
+  });
+  return {h, c, act, fed};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_backward_op(
+    const at::Tensor& grad_h, const at::Tensor& grad_c_last, const at::Tensor& c,
+    const at::Tensor& act, const at::Tensor& w_hh, const MaybeTensor& w_gg,
+    const MaybeTensor& peep_in, const MaybeTensor& peep_fg, const MaybeTensor& peep_out,
+    const MaybeTensor& lengths, at::IntArrayRef config) {
+  const auto cf = config_of<LSTMConfig>(config, "lstm");
+  TORCH_CHECK(act.dim() == 3 && c.dim() == 3, "ablate kernels: act must be (T, B, G N)");
+  const int64_t steps = act.size(0), batch = act.size(1), width = act.size(2), n = c.size(2);
+  const int64_t fed_width = w_gg ? w_gg->size(0) : 0;
+  check(act, act, "act", {steps, batch, width});
+  check(grad_h, act, "grad_h", {steps, batch, n});
+  check(grad_c_last, act, "grad_c", {batch, n});
+  check(c, act, "c", {steps + 1, batch, n});
+  check(w_hh, act, "weight_hh", {width, n});
+  check(w_gg, act, "weight_gg", {fed_width, fed_width});
+  for (const auto* p : {&peep_in, &peep_fg, &peep_out}) check(*p, act, "peephole", {n});
+  auto grad_pre = at::empty({steps, batch, width}, act.options());
+  auto grad_fed = at::empty({w_gg ? steps : 0, batch, fed_width}, act.options());
+  auto grad_h0 = at::empty({batch, n}, act.options());
+  auto grad_c = grad_c_last.clone();
+  const int64_t chunks = chunk_count(batch, steps * width * n);
+  auto grad_peep = at::empty({chunks, 3, n}, act.options());
+  grad_peep.zero_();
+  dispatch(act, [&](auto tag) {
+    using T = decltype(tag);
+    const LSTMArrays<T> a{steps, batch, n, width, fed_width, true,
+                          lengths_data(lengths, batch), nullptr, nullptr,
+                          data<T>(w_hh), data<T>(w_gg),
+                          data<T>(peep_in), data<T>(peep_fg), data<T>(peep_out),
+                          nullptr, data<T>(c), data<T>(act), nullptr,
+                          data<T>(grad_h), data<T>(grad_pre), data<T>(grad_c), data<T>(grad_h0),
+                          data<T>(grad_peep), w_gg ? data<T>(grad_fed) : nullptr};
+    for_each_chunk(batch, chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
+      lstm_backward(cf, a, chunk, b0, b1);
+    });
+  });
+  return {grad_pre, grad_h0, grad_c, grad_peep.sum(0), grad_fed};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward_op(
+    const at::Tensor& xp, const at::Tensor& h0, const MaybeTensor& w_first,
+    const MaybeTensor& w_candidate, const MaybeTensor& w_th, const MaybeTensor& bias_hn,
+    const MaybeTensor& lengths, at::IntArrayRef config, bool keep) {
+  const auto cf = config_of<GRUConfig>(config, "gru");
+  TORCH_CHECK(xp.dim() == 3 && h0.dim() == 2, "ablate kernels: xp must be (T, B, 3 N)");
+  const int64_t steps = xp.size(0), batch = xp.size(1), n = h0.size(1);
+  const int64_t first_width = w_first ? w_first->size(0) : 0;
+  const int64_t th_width = w_th ? w_th->size(0) : 0;
+  const bool has_aux = cf.candidate != Candidate::InputOnly;
+  TORCH_CHECK(cf.candidate != Candidate::ResetBefore || w_candidate,
+              "ablate kernels: reset before R needs weight_candidate");
+  TORCH_CHECK(cf.candidate != Candidate::ResetAfter || (w_first && bias_hn),
+              "ablate kernels: reset after R needs weight_first and bias_hn");
+  check(xp, xp, "xp", {steps, batch, 3 * n});
+  check(h0, xp, "h0", {batch, n});
+  check(w_first, xp, "weight_first", {first_width, n});
+  check(w_candidate, xp, "weight_candidate", {n, n});
+  check(w_th, xp, "weight_th", {th_width, n});
+  check(bias_hn, xp, "bias_hn", {n});
+  auto h = at::empty({steps + 1, batch, n}, xp.options());
+  const int64_t kept = keep ? steps : 1;
+  auto act = at::empty({kept, batch, 3 * n}, xp.options());
+  auto aux = at::empty({has_aux ? kept : 0, batch, n}, xp.options());
+  auto th = at::empty({w_th ? kept : 0, batch, n}, xp.options());
+  h[0].copy_(h0);
+  dispatch(xp, [&](auto tag) {
+    using T = decltype(tag);
+    const GRUArrays<T> a{steps, batch, n, first_width, th_width, keep,
+                         lengths_data(lengths, batch), data<T>(xp), data<T>(w_first),
+                         data<T>(w_candidate), data<T>(w_th),
+                         data<T>(bias_hn), data<T>(h), data<T>(act),
+                         has_aux ? data<T>(aux) : nullptr, w_th ? data<T>(th) : nullptr,
+                         nullptr, nullptr, nullptr, nullptr, nullptr};
+    for_each_chunk(batch, chunk_count(batch, steps * 3 * n * n),
+                   [&](int64_t, int64_t b0, int64_t b1) { gru_forward(cf, a, b0, b1); });
+  });
+  return {h, act, aux, th};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_backward_op(
+    const at::Tensor& grad_h, const at::Tensor& h, const at::Tensor& act, const at::Tensor& aux,
+    const at::Tensor& th, const MaybeTensor& w_first, const MaybeTensor& w_candidate,
+    const MaybeTensor& w_th, const MaybeTensor& lengths, at::IntArrayRef config) {
+  const auto cf = config_of<GRUConfig>(config, "gru");
+  TORCH_CHECK(act.dim() == 3 && h.dim() == 3, "ablate kernels: act must be (T, B, 3 N)");
+  const int64_t steps = act.size(0), batch = act.size(1), n = h.size(2);
+  const int64_t first_width = w_first ? w_first->size(0) : 0;
+  const int64_t th_width = w_th ? w_th->size(0) : 0;
+  const bool has_aux = cf.candidate != Candidate::InputOnly;
+  TORCH_CHECK(cf.candidate != Candidate::ResetBefore || w_candidate,
+              "ablate kernels: reset before R needs weight_candidate");
+  TORCH_CHECK(cf.candidate != Candidate::ResetAfter || w_first,
+              "ablate kernels: reset after R needs weight_first");
+  check(act, act, "act", {steps, batch, 3 * n});
+  check(grad_h, act, "grad_h", {steps, batch, n});
+  check(h, act, "h", {steps + 1, batch, n});
+  check(aux, act, "aux", {has_aux ? steps : 0, batch, n});
+  check(th, act, "th", {w_th ? steps : 0, batch, n});
+  check(w_first, act, "weight_first", {first_width, n});
+  check(w_candidate, act, "weight_candidate", {n, n});
+  check(w_th, act, "weight_th", {th_width, n});
+  auto grad_xp = at::empty({steps, batch, 3 * n}, act.options());
+  auto grad_first = at::empty({w_first ? steps : 0, batch, first_width}, act.options());
+  auto grad_th = at::empty({w_th ? steps : 0, batch, th_width}, act.options());
+  auto grad_h0 = at::empty({batch, n}, act.options());
+  dispatch(act, [&](auto tag) {
+    using T = decltype(tag);
+    const GRUArrays<T> a{steps, batch, n, first_width, th_width, true,
+                         lengths_data(lengths, batch), nullptr, data<T>(w_first),
+                         data<T>(w_candidate), data<T>(w_th),
+                         nullptr, data<T>(h), data<T>(act),
+                         has_aux ? data<T>(aux) : nullptr, w_th ? data<T>(th) : nullptr,
+                         data<T>(grad_h), data<T>(grad_xp),
+                         w_first ? data<T>(grad_first) : nullptr,
+                         w_th ? data<T>(grad_th) : nullptr, data<T>(grad_h0)};
+    for_each_chunk(batch, chunk_count(batch, steps * 3 * n * n),
+                   [&](int64_t, int64_t b0, int64_t b1) { gru_backward(cf, a, b0, b1); });
+  });
+  return {grad_xp, grad_first, grad_th, grad_h0};
+}
+
+at::Tensor elman_forward_op(const at::Tensor& xw, const at::Tensor& bias, const at::Tensor& h0,
+                            const at::Tensor& w_hh, const MaybeTensor& lengths,
+                            int64_t activation) {
+  TORCH_CHECK(xw.dim() == 3 && h0.dim() == 2, "ablate kernels: xw must be (T, B, N)");
+  const int64_t steps = xw.size(0), batch = xw.size(1), n = h0.size(1);
+  check(xw, xw, "xw", {steps, batch, n});
+  check(bias, xw, "bias", {n});
+  check(h0, xw, "h0", {batch, n});
+  check(w_hh, xw, "weight_hh", {n, n});
+  auto h = at::empty({steps + 1, batch, n}, xw.options());
+  h[0].copy_(h0);
+  dispatch(xw, [&](auto tag) {
+    using T = decltype(tag);
+    const ElmanArrays<T> a{steps, batch, n, lengths_data(lengths, batch), data<T>(xw),
+                           data<T>(bias), data<T>(w_hh), data<T>(h), nullptr, nullptr, nullptr};
+    for_each_chunk(batch, chunk_count(batch, steps * n * n), [&](int64_t, int64_t b0, int64_t b1) {
+      elman_forward(Act(activation), a, b0, b1);
+    });
+  });
+  return h;
+}
+
+std::tuple<at::Tensor, at::Tensor> elman_backward_op(const at::Tensor& grad_h,
+                                                     const at::Tensor& h, const at::Tensor& w_hh,
+                                                     const MaybeTensor& lengths,
+                                                     int64_t activation) {
+  TORCH_CHECK(h.dim() == 3, "ablate kernels: h must be (T + 1, B, N)");
+  const int64_t steps = h.size(0) - 1, batch = h.size(1), n = h.size(2);
+  check(h, h, "h", {steps + 1, batch, n});
+  check(grad_h, h, "grad_h", {steps, batch, n});
+  check(w_hh, h, "weight_hh", {n, n});
+  auto grad_pre = at::empty({steps, batch, n}, h.options());
+  auto grad_h0 = at::empty({batch, n}, h.options());
+  dispatch(h, [&](auto tag) {
+    using T = decltype(tag);
+    const ElmanArrays<T> a{steps, batch, n, lengths_data(lengths, batch), nullptr, nullptr,
+                           data<T>(w_hh), data<T>(h), data<T>(grad_h), data<T>(grad_pre),
+                           data<T>(grad_h0)};
+    for_each_chunk(batch, chunk_count(batch, steps * n * n), [&](int64_t, int64_t b0, int64_t b1) {
+      elman_backward(Act(activation), a, b0, b1);
+    });
+  });
+  return {grad_pre, grad_h0};
+}
+
+}  // namespace
+}  // namespace ablate
+
+// Schemas spelled out so that errors name the arguments.
+TORCH_LIBRARY(ablate, m) {
+  m.def("has_blas() -> bool", &ablate::has_blas);
+  m.def("lstm_forward(Tensor xw, Tensor bias, Tensor h0, Tensor c0, Tensor weight_hh, "
+        "Tensor? weight_gg, "
+        "Tensor? peephole_input, Tensor? peephole_forget, Tensor? peephole_output, "
+        "Tensor? lengths, int[] config, bool keep) -> (Tensor h, Tensor c, Tensor act, "
+        "Tensor fed)",
+        &ablate::lstm_forward_op);
+  m.def("lstm_backward(Tensor grad_h, Tensor grad_c, Tensor c, Tensor act, Tensor weight_hh, "
+        "Tensor? weight_gg, Tensor? peephole_input, Tensor? peephole_forget, "
+        "Tensor? peephole_output, Tensor? lengths, int[] config) -> (Tensor grad_pre, "
+        "Tensor grad_h0, Tensor grad_c0, Tensor grad_peepholes, Tensor grad_fed)",
+        &ablate::lstm_backward_op);
+  m.def("gru_forward(Tensor xp, Tensor h0, Tensor? weight_first, Tensor? weight_candidate, "
+        "Tensor? weight_th, Tensor? bias_hn, Tensor? lengths, int[] config, bool keep) -> "
+        "(Tensor h, Tensor act, Tensor aux, Tensor th)",
+        &ablate::gru_forward_op);
+  m.def("gru_backward(Tensor grad_h, Tensor h, Tensor act, Tensor aux, Tensor th, "
+        "Tensor? weight_first, Tensor? weight_candidate, Tensor? weight_th, Tensor? lengths, "
+        "int[] config) -> (Tensor grad_xp, Tensor grad_first, Tensor grad_th, Tensor grad_h0)",
+        &ablate::gru_backward_op);
+  m.def("elman_forward(Tensor xw, Tensor bias, Tensor h0, Tensor weight_hh, Tensor? lengths, "
+        "int activation) -> Tensor h",
+        &ablate::elman_forward_op);
+  m.def("elman_backward(Tensor grad_h, Tensor h, Tensor weight_hh, Tensor? lengths, "
+        "int activation) -> (Tensor grad_pre, Tensor grad_h0)",
+        &ablate::elman_backward_op);
+}

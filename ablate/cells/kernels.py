@@ -1,0 +1,245 @@
+"""The fast path: each layer-direction's whole time loop as one call of the C++ kernels
+(``torch.ops.ablate``, built by :mod:`ablate.cells.compiled`) with a hand-written backward,
+instead of autograd through every op of every step.
+
+This module resolves a spec into the kernels' integer config once, and wraps the kernels in
+autograd Functions that do what is cheaper as a few large operations: the input projection
+before the loop (through autograd) and each weight's gradient as one matrix product over all
+steps after it. The LSTM and Elman kernels add the bias themselves, sparing the projection a
+pass over its output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from ablate.cells.layout import BLOCK, Layout
+from ablate.cells.scan import Padding, Params, Scan, State, first_rows
+from ablate.cells.spec import (
+    CellSpec,
+    CellValue,
+    Gate,
+    ResetPosition,
+    Source,
+    StateKind,
+    UpdateSide,
+)
+
+# Activation codes, the order of csrc/kernels.h's enum Act.
+ACTIVATIONS = ("tanh", "sigmoid", "identity", "relu", "hardtanh", "softsign", "hardsigmoid")
+_CODE = {name: k for k, name in enumerate(ACTIVATIONS)}
+_PEEP = {None: 0, CellValue.PREV: 1, CellValue.NEW: 2}
+# GRUConfig: the candidate's form (enum Candidate), and two entries' positions.
+_INPUT_ONLY, _RESET_AFTER, _RESET_BEFORE = 0, 1, 2
+_CANDIDATE_FIRST, _CANDIDATE = 2, 5
+
+
+def lstm_config(spec: CellSpec, lay: Layout) -> list[int]:
+    """Block of each gate in the stacked pre-activation (-1: absent), coupling, peepholes and
+    activations; the order of csrc/kernels.h's LSTMConfig."""
+    rows = {name: k for k, name in enumerate(lay.hh_rows)}
+    return [
+        rows.get("input", -1),
+        rows.get("forget", -1),
+        rows[BLOCK],
+        rows.get("output", -1),
+        int(spec.coupled),
+        *(_PEEP[spec.gate_peephole(g)] for g in (Gate.INPUT, Gate.FORGET, Gate.OUTPUT)),
+        _CODE[spec.block_activation],
+        _CODE[spec.output_activation],
+        _CODE[spec.gate_activation],
+        _CODE[spec.output_gate_activation],
+    ]
+
+
+def gru_config(spec: CellSpec, lay: Layout) -> list[int]:
+    """Where each gate's recurrent term comes from, the candidate's form, the update side and
+    the activations; the order of csrc/kernels.h's GRUConfig."""
+    after = spec.reset is ResetPosition.AFTER
+    first = {name: k for k, name in enumerate(first_rows(spec, lay))}
+    th = {name: k for k, name in enumerate(lay.th_rows)}
+    candidate = _INPUT_ONLY
+    if Source.RH in spec.sources["candidate"]:
+        candidate = _RESET_AFTER if after else _RESET_BEFORE
+    return [
+        first.get("reset", -1),
+        first.get("update", -1),
+        first.get("candidate", -1),
+        th.get("reset", -1),
+        th.get("update", -1),
+        candidate,
+        int(spec.update_side is UpdateSide.NEW),
+        _CODE[spec.gate_activation],
+        _CODE[spec.block_activation],
+    ]
+
+
+def _zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
+    return torch.zeros_like(like) if grad is None else grad.contiguous()
+
+
+def _flat(t: Tensor) -> Tensor:
+    """(T, B, K) -> (T B, K), for one weight-gradient product over all steps."""
+    return t.reshape(-1, t.shape[-1])
+
+
+class _LSTMLoop(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, config: list[int], lengths: Tensor | None, xw: Tensor, bias: Tensor,
+                h0: Tensor, c0: Tensor, w_hh: Tensor, w_gg: Tensor | None,
+                p_in: Tensor | None, p_fg: Tensor | None, p_out: Tensor | None) -> Any:
+        h, c, act, fed = torch.ops.ablate.lstm_forward(
+            xw, bias, h0, c0, w_hh, w_gg, p_in, p_fg, p_out, lengths, config, True
+        )
+        ctx.config = config
+        ctx.save_for_backward(h, c, act, fed, lengths, w_hh, w_gg, p_in, p_fg, p_out)
+        return h[1:], c[-1]
+
+    @staticmethod
+    @once_differentiable  # the backward kernels are not differentiable themselves
+    def backward(ctx: Any, grad_h: Tensor | None, grad_c: Tensor | None) -> Any:
+        h, c, act, fed, lengths, w_hh, w_gg, p_in, p_fg, p_out = ctx.saved_tensors
+        grad_pre, grad_h0, grad_c0, grad_peep, grad_fed = torch.ops.ablate.lstm_backward(
+            _zeros_if_none(grad_h, h[1:]), _zeros_if_none(grad_c, c[-1]), c, act, w_hh, w_gg,
+            p_in, p_fg, p_out, lengths, ctx.config,
+        )
+        grad_w_hh = _flat(grad_pre).t() @ _flat(h[:-1])
+        grad_w_gg = None if w_gg is None else _flat(grad_fed).t() @ _flat(fed[:-1])
+        grad_peeps = [g if p is not None else None
+                      for g, p in zip(grad_peep.unbind(0), (p_in, p_fg, p_out), strict=True)]
+        return (None, None, grad_pre, grad_pre.sum((0, 1)), grad_h0, grad_c0, grad_w_hh,
+                grad_w_gg, *grad_peeps)
+
+
+class _GRULoop(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, config: list[int], lengths: Tensor | None, xp: Tensor,
+                h0: Tensor, w_first: Tensor | None, w_candidate: Tensor | None,
+                w_th: Tensor | None, bias_hn: Tensor | None) -> Tensor:
+        h, act, aux, th = torch.ops.ablate.gru_forward(
+            xp, h0, w_first, w_candidate, w_th, bias_hn, lengths, config, True
+        )
+        ctx.config, ctx.has_bias_hn = config, bias_hn is not None
+        ctx.save_for_backward(h, act, aux, th, lengths, w_first, w_candidate, w_th)
+        return h[1:]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_h: Tensor) -> Any:
+        h, act, aux, th, lengths, w_first, w_candidate, w_th = ctx.saved_tensors
+        n = h.shape[-1]
+        grad_xp, grad_first, grad_th, grad_h0 = torch.ops.ablate.gru_backward(
+            grad_h.contiguous(), h, act, aux, th, w_first, w_candidate, w_th, lengths, ctx.config
+        )
+        grad_w_first = None if w_first is None else _flat(grad_first).t() @ _flat(h[:-1])
+        grad_w_candidate = (
+            None if w_candidate is None else _flat(grad_xp)[:, 2 * n :].t() @ _flat(aux)
+        )
+        grad_w_th = None if w_th is None else _flat(grad_th).t() @ _flat(th)
+        grad_bias_hn = None
+        if ctx.has_bias_hn:
+            k = ctx.config[_CANDIDATE_FIRST]
+            grad_bias_hn = grad_first[..., k * n : (k + 1) * n].sum((0, 1))
+        return (None, None, grad_xp, grad_h0, grad_w_first, grad_w_candidate, grad_w_th,
+                grad_bias_hn)
+
+
+class _ElmanLoop(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, activation: int, lengths: Tensor | None, xw: Tensor, bias: Tensor,
+                h0: Tensor, w_hh: Tensor) -> Tensor:
+        h = torch.ops.ablate.elman_forward(xw, bias, h0, w_hh, lengths, activation)
+        ctx.activation = activation
+        ctx.save_for_backward(h, lengths, w_hh)
+        return h[1:]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_h: Tensor) -> Any:
+        h, lengths, w_hh = ctx.saved_tensors
+        grad_pre, grad_h0 = torch.ops.ablate.elman_backward(
+            grad_h.contiguous(), h, w_hh, lengths, ctx.activation
+        )
+        return (None, None, grad_pre, grad_pre.sum((0, 1)), grad_h0,
+                _flat(grad_pre).t() @ _flat(h[:-1]))
+
+
+class KernelScan:
+    """One layer-direction on the fast path, with the same ``run`` as the reference scan.
+
+    States are held over padding, so the last step's state is each sequence's final one.
+    """
+
+    def __init__(self, spec: CellSpec, lay: Layout, scan: Scan) -> None:
+        self._scan = scan  # the reference scan: the GRU family's projection is its own
+        self._kind = spec.kind
+        n = lay.hidden_size
+        if spec.kind is StateKind.LSTM:
+            self._config = lstm_config(spec, lay)
+        elif spec.kind is StateKind.GRU:
+            self._config = gru_config(spec, lay)
+            self._first = len(first_rows(spec, lay)) * n
+        else:
+            self._config = [_CODE[spec.block_activation]]
+
+    def run(self, x: Tensor, state: State, params: Params,
+            padding: Padding | None) -> tuple[Tensor, State]:
+        lengths = None if padding is None else padding.lengths
+        inputs = [
+            *self._project(x, params),
+            *(s.contiguous() for s in state),
+            *self._weights(params),
+        ]
+        # Without a backward to come (inference), call the kernels directly: they then keep
+        # one step's activations instead of all of them.
+        train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+        if self._kind is StateKind.LSTM:
+            if train:
+                hs, c_last = _LSTMLoop.apply(self._config, lengths, *inputs)
+            else:
+                h, c, _, _ = torch.ops.ablate.lstm_forward(*inputs, lengths, self._config, False)
+                hs, c_last = h[1:], c[-1]
+            final: State = (hs[-1], c_last)
+        elif self._kind is StateKind.GRU:
+            if train:
+                hs = _GRULoop.apply(self._config, lengths, *inputs)
+            else:
+                hs = torch.ops.ablate.gru_forward(*inputs, lengths, self._config, False)[0][1:]
+            final = (hs[-1],)
+        else:
+            if train:
+                hs = _ElmanLoop.apply(self._config[0], lengths, *inputs)
+            else:
+                hs = torch.ops.ablate.elman_forward(*inputs, lengths, self._config[0])[1:]
+            final = (hs[-1],)
+        return (hs if padding is None else hs * padding.mask), final
+
+    def _project(self, x: Tensor, params: Params) -> list[Tensor]:
+        """The input terms of every step, computed before the loop: the GRU family's folded
+        projection, or W x and the bias that the LSTM and Elman kernels add themselves."""
+        if self._kind is StateKind.GRU:
+            return [self._scan.project(x, params).contiguous()]
+        steps, batch, _ = x.shape
+        wx = torch.mm(x.reshape(steps * batch, -1), params["weight_ih"].t())
+        return [wx.view(steps, batch, -1), params["bias"]]
+
+    def _weights(self, params: Params) -> list[Tensor | None]:
+        """The recurrent parameters in the kernels' argument order."""
+        if self._kind is StateKind.LSTM:
+            names = ("weight_hh", "weight_gg", "peephole_input", "peephole_forget",
+                     "peephole_output")
+            return [params.get(name) for name in names]
+        if self._kind is StateKind.GRU:
+            w_hh = params.get("weight_hh")
+            before = self._config[_CANDIDATE] == _RESET_BEFORE
+            return [
+                w_hh[: self._first] if w_hh is not None and self._first else None,
+                w_hh[self._first :] if w_hh is not None and before else None,
+                params.get("weight_th"),
+                params.get("bias_hn"),
+            ]
+        return [params["weight_hh"]]
