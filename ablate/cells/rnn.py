@@ -17,6 +17,7 @@ from ablate.cells.layout import Layout, layout
 from ablate.cells.presets import preset
 from ablate.cells.scan import Padding, Params, Scan, State, build_scan
 from ablate.cells.spec import CellSpec, Gate, SpecError, StateKind
+from ablate.errors import choice
 
 RNNState = Tensor | tuple[Tensor, Tensor]
 
@@ -114,8 +115,8 @@ class GatedRNN(nn.Module):
             raise ValueError(f"GatedRNN: dropout must be in [0, 1), got {dropout!r}")
         if init_scale <= 0:
             raise ValueError(f"GatedRNN: init_scale must be positive, got {init_scale!r}")
-        scheme = _choice(InitScheme, init, "init")
-        self.backend = _choice(Backend, backend, "backend")
+        scheme = choice(InitScheme, init, "GatedRNN: unknown init")
+        self.backend = choice(Backend, backend, "GatedRNN: unknown backend")
         if (
             forget_bias is not None
             and forget_bias != self.spec.forget_bias
@@ -310,11 +311,3 @@ def _check_lengths(lengths: Tensor, batch: int, steps: int) -> Tensor:
     if int(lengths.min()) < 1 or int(lengths.max()) > steps:
         raise ValueError(f"GatedRNN: lengths must lie in [1, {steps}], got {lengths.tolist()}")
     return lengths
-
-
-def _choice(enum_cls: type[StrEnum], value: str, name: str) -> StrEnum:
-    try:
-        return enum_cls(value)
-    except ValueError:
-        valid = ", ".join(e.value for e in enum_cls)
-        raise ValueError(f"GatedRNN: unknown {name} {value!r} (valid: {valid})") from None

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, choice
 
 
 class OptimizerName(StrEnum):
@@ -49,9 +49,9 @@ class OptimConfig:
         if "betas" in data:
             data["betas"] = tuple(data["betas"])
         config = cls(**data)
-        _choice(OptimizerName, config.name, "optim.name")
-        _choice(ScheduleName, config.schedule, "optim.schedule")
-        _choice(LossReduction, config.loss_reduction, "optim.loss_reduction")
+        choice(OptimizerName, config.name, "optim.name: unknown value")
+        choice(ScheduleName, config.schedule, "optim.schedule: unknown value")
+        choice(LossReduction, config.loss_reduction, "optim.loss_reduction: unknown value")
         if not config.lr > 0:
             raise AblateError(f"optim.lr must be > 0, got {config.lr}")
         if not 0 <= config.momentum < 1:
@@ -63,14 +63,6 @@ class OptimConfig:
         if config.decay_epochs < 0 or not 0 < config.decay_factor <= 1:
             raise AblateError("optim.decay_epochs must be >= 0 and optim.decay_factor in (0, 1]")
         return config
-
-
-def _choice(enum_cls: type[StrEnum], value: str, key: str) -> StrEnum:
-    try:
-        return enum_cls(value)
-    except ValueError:
-        valid = ", ".join(e.value for e in enum_cls)
-        raise AblateError(f"{key}: unknown value {value!r} (valid: {valid})") from None
 
 
 def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
