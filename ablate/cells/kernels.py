@@ -3,10 +3,11 @@
 instead of autograd through every op of every step.
 
 This module resolves a spec into the kernels' integer config once, and wraps the kernels in
-autograd Functions that do what is cheaper as a few large operations: the input projection
-before the loop (through autograd) and each weight's gradient as one matrix product over all
-steps after it. The LSTM and Elman kernels add the bias themselves, sparing the projection a
-pass over its output.
+autograd Functions whose backward does what is cheaper as a few large operations: each
+weight's gradient, and the input's, as one matrix product over all steps after the loop. The
+LSTM and Elman kernels project each step's input themselves, so no (T, B, G N) projection is
+ever stored apart from the activations; the GRU family's folded projection (its gates may see
+x, tanh(x) or W x) is computed before the loop.
 """
 
 from __future__ import annotations
@@ -87,22 +88,28 @@ def _flat(t: Tensor) -> Tensor:
     return t.reshape(-1, t.shape[-1])
 
 
+def _input_grads(grad_pre: Tensor, x: Tensor, w_ih: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The gradients of x, W and b in W x_t + b, from those of the pre-activations."""
+    flat = _flat(grad_pre)
+    return (flat @ w_ih).view_as(x), flat.t() @ _flat(x), flat.sum(0)
+
+
 class _LSTMLoop(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, config: list[int], lengths: Tensor | None, xw: Tensor, bias: Tensor,
-                h0: Tensor, c0: Tensor, w_hh: Tensor, w_gg: Tensor | None,
+    def forward(ctx: Any, config: list[int], lengths: Tensor | None, x: Tensor, w_ih: Tensor,
+                bias: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_gg: Tensor | None,
                 p_in: Tensor | None, p_fg: Tensor | None, p_out: Tensor | None) -> Any:
         h, c, act, fed = torch.ops.ablate.lstm_forward(
-            xw, bias, h0, c0, w_hh, w_gg, p_in, p_fg, p_out, lengths, config, True
+            x, w_ih, bias, h0, c0, w_hh, w_gg, p_in, p_fg, p_out, lengths, config, True
         )
         ctx.config = config
-        ctx.save_for_backward(h, c, act, fed, lengths, w_hh, w_gg, p_in, p_fg, p_out)
+        ctx.save_for_backward(x, h, c, act, fed, lengths, w_ih, w_hh, w_gg, p_in, p_fg, p_out)
         return h[1:], c[-1]
 
     @staticmethod
     @once_differentiable  # the backward kernels are not differentiable themselves
     def backward(ctx: Any, grad_h: Tensor | None, grad_c: Tensor | None) -> Any:
-        h, c, act, fed, lengths, w_hh, w_gg, p_in, p_fg, p_out = ctx.saved_tensors
+        x, h, c, act, fed, lengths, w_ih, w_hh, w_gg, p_in, p_fg, p_out = ctx.saved_tensors
         grad_pre, grad_h0, grad_c0, grad_peep, grad_fed = torch.ops.ablate.lstm_backward(
             _zeros_if_none(grad_h, h[1:]), _zeros_if_none(grad_c, c[-1]), c, act, w_hh, w_gg,
             p_in, p_fg, p_out, lengths, ctx.config,
@@ -111,7 +118,7 @@ class _LSTMLoop(torch.autograd.Function):
         grad_w_gg = None if w_gg is None else _flat(grad_fed).t() @ _flat(fed[:-1])
         grad_peeps = [g if p is not None else None
                       for g, p in zip(grad_peep.unbind(0), (p_in, p_fg, p_out), strict=True)]
-        return (None, None, grad_pre, grad_pre.sum((0, 1)), grad_h0, grad_c0, grad_w_hh,
+        return (None, None, *_input_grads(grad_pre, x, w_ih), grad_h0, grad_c0, grad_w_hh,
                 grad_w_gg, *grad_peeps)
 
 
@@ -150,21 +157,21 @@ class _GRULoop(torch.autograd.Function):
 
 class _ElmanLoop(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, activation: int, lengths: Tensor | None, xw: Tensor, bias: Tensor,
-                h0: Tensor, w_hh: Tensor) -> Tensor:
-        h = torch.ops.ablate.elman_forward(xw, bias, h0, w_hh, lengths, activation)
+    def forward(ctx: Any, activation: int, lengths: Tensor | None, x: Tensor, w_ih: Tensor,
+                bias: Tensor, h0: Tensor, w_hh: Tensor) -> Tensor:
+        h = torch.ops.ablate.elman_forward(x, w_ih, bias, h0, w_hh, lengths, activation)
         ctx.activation = activation
-        ctx.save_for_backward(h, lengths, w_hh)
+        ctx.save_for_backward(x, h, lengths, w_ih, w_hh)
         return h[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_h: Tensor) -> Any:
-        h, lengths, w_hh = ctx.saved_tensors
+        x, h, lengths, w_ih, w_hh = ctx.saved_tensors
         grad_pre, grad_h0 = torch.ops.ablate.elman_backward(
             grad_h.contiguous(), h, w_hh, lengths, ctx.activation
         )
-        return (None, None, grad_pre, grad_pre.sum((0, 1)), grad_h0,
+        return (None, None, *_input_grads(grad_pre, x, w_ih), grad_h0,
                 _flat(grad_pre).t() @ _flat(h[:-1]))
 
 
@@ -219,13 +226,11 @@ class KernelScan:
         return (hs if padding is None else hs * padding.mask), final
 
     def _project(self, x: Tensor, params: Params) -> list[Tensor]:
-        """The input terms of every step, computed before the loop: the GRU family's folded
-        projection, or W x and the bias that the LSTM and Elman kernels add themselves."""
+        """The input terms: the GRU family's folded projection of every step, computed before
+        the loop, or x with W and b, which the LSTM and Elman kernels apply step by step."""
         if self._kind is StateKind.GRU:
             return [self._scan.project(x, params).contiguous()]
-        steps, batch, _ = x.shape
-        wx = torch.mm(x.reshape(steps * batch, -1), params["weight_ih"].t())
-        return [wx.view(steps, batch, -1), params["bias"]]
+        return [x.contiguous(), params["weight_ih"], params["bias"]]
 
     def _weights(self, params: Params) -> list[Tensor | None]:
         """The recurrent parameters in the kernels' argument order."""

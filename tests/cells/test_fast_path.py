@@ -165,8 +165,11 @@ def test_a_batch_smaller_than_the_threads():
 def test_kernels_reject_tensors_they_cannot_read():
     ops = compiled.kernels()
     assert ops is not None and ops.has_blas()
-    xw, bias, h0 = torch.randn(3, 2, 8)[..., :2], torch.zeros(2), torch.zeros(2, 2)
-    with pytest.raises(RuntimeError, match="xw must be a contiguous CPU tensor"):
-        ops.elman_forward(xw, bias, h0, torch.eye(2), None, 0)
+    x, w_ih = torch.randn(3, 2, 8)[..., :3], torch.randn(2, 3)
+    bias, h0 = torch.zeros(2), torch.zeros(2, 2)
+    with pytest.raises(RuntimeError, match="x must be a contiguous CPU tensor"):
+        ops.elman_forward(x, w_ih, bias, h0, torch.eye(2), None, 0)
     with pytest.raises(RuntimeError, match="weight_hh has shape"):
-        ops.elman_forward(xw.contiguous(), bias, h0, torch.eye(3), None, 0)
+        ops.elman_forward(x.contiguous(), w_ih, bias, h0, torch.eye(3), None, 0)
+    with pytest.raises(RuntimeError, match="weight_ih has shape"):
+        ops.elman_forward(x.contiguous(), torch.randn(3, 2), bias, h0, torch.eye(2), None, 0)

@@ -93,13 +93,21 @@ void times_derivative(Act act, T* g, const T* y, int64_t n) {
   }
 }
 
-// Row-major c (rows x cols, row stride ldc) = beta * c + a (rows x inner, row stride lda) @ W,
-// where the row-major w is W (inner x cols) or, with transpose_w, W^T (cols x inner).
-// Calls BLAS directly: through ATen each call would cost ~2 us more, ~8% at N = 128.
-void matmul(int64_t rows, int64_t cols, int64_t inner, const float* a, int64_t lda,
-            const float* w, bool transpose_w, float beta, float* c, int64_t ldc);
-void matmul(int64_t rows, int64_t cols, int64_t inner, const double* a, int64_t lda,
-            const double* w, bool transpose_w, double beta, double* c, int64_t ldc);
+// Row-major c (rows x cols, row stride ldc) = a (rows x inner, row stride lda) @ b, plus c
+// itself if accumulate, with b row-major (inner x cols, row stride ldb).
+void gemm(int64_t rows, int64_t cols, int64_t inner, const float* a, int64_t lda,
+          const float* b, int64_t ldb, bool accumulate, float* c, int64_t ldc);
+void gemm(int64_t rows, int64_t cols, int64_t inner, const double* a, int64_t lda,
+          const double* b, int64_t ldb, bool accumulate, double* c, int64_t ldc);
+
+// c (rows x w.cols) = a @ w [+ c], one panel of w at a time.
+template <typename T>
+void matmul(int64_t rows, const T* a, int64_t lda, const Panels<T>& w, bool accumulate, T* c,
+            int64_t ldc) {
+  for (int64_t first = 0; first < w.cols; first += w.width)
+    gemm(rows, std::min(w.width, w.cols - first), w.inner, a, lda, w.data + first * w.inner,
+         w.width, accumulate, c + first, ldc);
+}
 
 inline bool live(const int64_t* lengths, int64_t b, int64_t t) {
   return lengths == nullptr || t < lengths[b];

@@ -1,4 +1,4 @@
-// The Elman RNN, h_t = act(W x_t + b + R h_{t-1}), with W x_t precomputed.
+// The Elman RNN, h_t = act(W x_t + b + R h_{t-1}).
 #include "common.h"
 
 namespace ablate {
@@ -8,15 +8,16 @@ void elman_forward(Act act, const ElmanArrays<T>& a, int64_t b0, int64_t b1) {
   const int64_t n = a.n, rows = b1 - b0;
   for (int64_t t = 0; t < a.steps; ++t) {
     const int64_t here = t * a.batch + b0, next = here + a.batch;
-    matmul(rows, n, n, a.h + here * n, n, a.w_hh, true, T(0), a.h + next * n, n);
+    T* pre = a.h + next * n;
+    matmul(rows, a.x + here * a.m, a.m, a.w_ih, false, pre, n);
+    matmul(rows, a.h + here * n, n, a.w_hh, true, pre, n);
     for (int64_t row = 0; row < rows; ++row) {
       T* hn = a.h + (next + row) * n;
       if (!live(a.lengths, b0 + row, t)) {  // padding: hold the state
         copy_row(hn, a.h + (here + row) * n, n);
         continue;
       }
-      const T* x = a.xw + (here + row) * n;
-      for (int64_t j = 0; j < n; ++j) hn[j] += x[j] + a.bias[j];
+      add_row(hn, a.bias, n);
       activate(act, hn, n);
     }
   }
@@ -39,7 +40,7 @@ void elman_backward(Act act, const ElmanArrays<T>& a, int64_t b0, int64_t b1) {
       copy_row(g, dhr, n);
       times_derivative(act, g, a.h + (here + a.batch + row) * n, n);
     }
-    matmul(rows, n, n, a.grad_pre + here * n, n, a.w_hh, false, T(0), dh_next.data(), n);
+    matmul(rows, a.grad_pre + here * n, n, a.w_hh, false, dh_next.data(), n);
     for (int64_t row = 0; row < rows; ++row)
       if (!live(a.lengths, b0 + row, t)) copy_row(dh_next.data() + row * n, dh.data() + row * n, n);
     std::swap(dh, dh_next);

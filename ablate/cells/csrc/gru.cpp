@@ -27,12 +27,12 @@ void gru_forward(const GRUConfig& cf, const GRUArrays<T>& a, int64_t b0, int64_t
     const int64_t here = t * a.batch + b0, next = here + a.batch;
     const int64_t kept = (a.keep ? t : 0) * a.batch + b0;  // the rows of act, aux and th
     const T* hp_rows = a.h + here * n;
-    if (fw) matmul(rows, fw, n, hp_rows, n, a.w_first, true, T(0), hc.data(), fw);
+    if (fw) matmul(rows, hp_rows, n, a.w_first, false, hc.data(), fw);
     if (tw) {
       T* th = a.th + kept * n;
       copy_row(th, hp_rows, rows * n);
       activate(Act::Tanh, th, rows * n);
-      matmul(rows, tw, n, th, n, a.w_th, true, T(0), tc.data(), tw);
+      matmul(rows, th, n, a.w_th, false, tc.data(), tw);
     }
     // The gates, and what the reset gate multiplies.
     for (int64_t row = 0; row < rows; ++row) {
@@ -60,7 +60,7 @@ void gru_forward(const GRUConfig& cf, const GRUArrays<T>& a, int64_t b0, int64_t
       }
     }
     if (cf.candidate == Candidate::ResetBefore)
-      matmul(rows, n, n, a.aux + kept * n, n, a.w_candidate, true, T(0), cand.data(), n);
+      matmul(rows, a.aux + kept * n, n, a.w_candidate, false, cand.data(), n);
     // The candidate and the update.
     for (int64_t row = 0; row < rows; ++row) {
       if (!live(a.lengths, b0 + row, t)) continue;
@@ -141,8 +141,7 @@ void gru_backward(const GRUConfig& cf, const GRUArrays<T>& a, int64_t b0, int64_
       }
     }
     if (cf.candidate == Candidate::ResetBefore)
-      matmul(rows, n, n, a.grad_xp + here * 3 * n + 2 * n, 3 * n, a.w_candidate, false, T(0),
-             drh.data(), n);
+      matmul(rows, a.grad_xp + here * 3 * n + 2 * n, 3 * n, a.w_candidate, false, drh.data(), n);
     // The reset gate before R_h, the gates' derivatives, routed to R_first and R_th.
     for (int64_t row = 0; row < rows; ++row) {
       const int64_t idx = here + row;
@@ -169,9 +168,9 @@ void gru_backward(const GRUConfig& cf, const GRUArrays<T>& a, int64_t b0, int64_
       }
     }
     if (fw)
-      matmul(rows, n, fw, a.grad_first + here * fw, fw, a.w_first, false, T(1), dh_next.data(), n);
+      matmul(rows, a.grad_first + here * fw, fw, a.w_first, true, dh_next.data(), n);
     if (tw) {
-      matmul(rows, n, tw, a.grad_th + here * tw, tw, a.w_th, false, T(0), dth.data(), n);
+      matmul(rows, a.grad_th + here * tw, tw, a.w_th, false, dth.data(), n);
       for (int64_t row = 0; row < rows; ++row) {
         if (!live(a.lengths, b0 + row, t)) continue;
         const T* th = a.th + (here + row) * n;

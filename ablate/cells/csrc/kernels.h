@@ -5,8 +5,10 @@
 // one pointwise pass with no Python, autograd or dispatcher work in between, and threads never
 // wait on each other. Arrays are row-major and time-major, (T, B, width); h and c hold T + 1
 // steps, the initial state first, and keep the last real step's state over padding, so the
-// final state is always step T. Backward returns the gradients of the pre-activations; the
-// weight gradients are one large matrix product each after the loop (ablate/cells/kernels.py).
+// final state is always step T. Forward multiplies by the weights transposed, backward by the
+// weights; either way each arrives as the Panels the matrix products read. Backward returns
+// the gradients of the pre-activations; the weight gradients and the input's are one large
+// matrix product each after the loop (ablate/cells/kernels.py).
 // Keeping torch's headers out of these files keeps the one-time build short.
 #pragma once
 
@@ -19,6 +21,17 @@ enum class Act : int64_t { Tanh, Sigmoid, Identity, Relu, Hardtanh, Softsign, Ha
 
 // Whether BLAS's sgemm_/dgemm_ are exported by the libraries torch loaded.
 bool has_blas();
+
+// A matrix B (inner x cols) that rows are multiplied by, stored as column panels of `width`
+// columns, each (inner x width) row-major and contiguous, the last zero-padded: a panel stays
+// in the core's cache while a step's rows stream past it. Null where the spec has no such
+// matrix.
+template <typename T>
+struct Panels {
+  const T* data = nullptr;
+  int64_t inner = 0, cols = 0, width = 0;
+  explicit operator bool() const { return data != nullptr; }
+};
 
 // ---- LSTM family ------------------------------------------------------------------------
 enum class Peep : int64_t { None, Prev, New };
@@ -43,13 +56,15 @@ struct LSTMConfig {
 
 template <typename T>
 struct LSTMArrays {
-  int64_t steps, batch, n, width, fed_width;  // width = blocks * n; fed_width = 0 without FGR
-  bool keep;  // forward keeps every step's act for backward; else one step's (inference)
+  int64_t steps, batch, m, n, width, fed_width;  // width = blocks * n; 0 fed without FGR
+  // Forward keeps every step's act, c and fed for backward; else (inference) one step's act
+  // and two steps' c and fed, the last step's c at index 1.
+  bool keep;
   const int64_t* lengths;                       // (B) or null: no padding
-  const T *xw, *bias;                           // (T,B,width): W x (no bias); (width)
-  const T *w_hh, *w_gg;                         // (width,n), (fed,fed) or null
+  const T *x, *bias;                            // (T,B,m), (width)
+  Panels<T> w_ih, w_hh, w_gg;                   // W^T (m,width); R^T or R; G^T or G, or none
   const T *peep_in, *peep_fg, *peep_out;        // (n) or null
-  T *h, *c, *act, *fed;                         // (T+1,B,n) x2, (T or 1,B,width), (T+1,B,fed)
+  T *h, *c, *act, *fed;                         // (T+1,B,n) x2, (T,B,width), (T+1,B,fed)
   const T* grad_h;                              // (T,B,n): of h[1:]
   T *grad_pre, *grad_c, *grad_h0;               // (T,B,width); (B,n): of c[T] in, of c[0] out
   T *grad_peep, *grad_fed;                      // (chunks,3,n) summed per chunk; (T,B,fed)
@@ -86,7 +101,8 @@ struct GRUArrays {
   bool keep;  // forward keeps every step's act, aux, th for backward; else one step's
   const int64_t* lengths;
   const T* xp;  // (T,B,3n): every input-only term of reset, update, candidate (biases too)
-  const T *w_first, *w_candidate, *w_th, *bias_hn;  // or null
+  Panels<T> w_first, w_candidate, w_th;  // transposed in forward
+  const T* bias_hn;                      // or null
   T* h;    // (T+1,B,n)
   T* act;  // (T or 1,B,3n): r, z, h~
   T* aux;  // (T or 1,B,n): what r multiplies, R_h h + b_hn (after) or r * h (before); or null
@@ -103,9 +119,10 @@ void gru_backward(const GRUConfig& cf, const GRUArrays<T>& a, int64_t b0, int64_
 // ---- Elman ------------------------------------------------------------------------------
 template <typename T>
 struct ElmanArrays {
-  int64_t steps, batch, n;
+  int64_t steps, batch, m, n;
   const int64_t* lengths;
-  const T *xw, *bias, *w_hh;  // (T,B,n): W x (no bias), (n), (n,n)
+  const T *x, *bias;         // (T,B,m), (n)
+  Panels<T> w_ih, w_hh;      // W^T (m,n); R^T or R
   T* h;                // (T+1,B,n)
   const T* grad_h;
   T *grad_pre, *grad_h0;  // (T,B,n), (B,n)

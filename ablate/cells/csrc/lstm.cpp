@@ -10,24 +10,27 @@ void lstm_forward(const LSTMConfig& cf, const LSTMArrays<T>& a, int64_t b0, int6
   const int64_t n = a.n, width = a.width, fw = a.fed_width, rows = b1 - b0;
   const int64_t blocks = width / n;
   std::vector<T> ones(n, T(1)), coupled_f(n), fed_terms(rows * fw);
+  // The first of this slice's rows of step t in c and fed (two steps' worth in inference).
+  const auto kept = [&](int64_t t) { return ((a.keep ? t : t & 1) * a.batch + b0); };
   for (int64_t t = 0; t < a.steps; ++t) {
     const int64_t here = t * a.batch + b0, next = here + a.batch;
+    const int64_t prev_at = kept(t), next_at = kept(t + 1);
     T* pre = a.act + ((a.keep ? t : 0) * a.batch + b0) * width;
-    matmul(rows, width, n, a.h + here * n, n, a.w_hh, true, T(0), pre, width);
-    if (fw) matmul(rows, fw, fw, a.fed + here * fw, fw, a.w_gg, true, T(0), fed_terms.data(), fw);
+    matmul(rows, a.x + here * a.m, a.m, a.w_ih, false, pre, width);
+    matmul(rows, a.h + here * n, n, a.w_hh, true, pre, width);
+    if (fw) matmul(rows, a.fed + prev_at * fw, fw, a.w_gg, false, fed_terms.data(), fw);
     for (int64_t row = 0; row < rows; ++row) {
-      const T* cp = a.c + (here + row) * n;
-      T* cn = a.c + (next + row) * n;
+      const T* cp = a.c + (prev_at + row) * n;
+      T* cn = a.c + (next_at + row) * n;
       T* hn = a.h + (next + row) * n;
       if (!live(a.lengths, b0 + row, t)) {  // padding: hold the state
         copy_row(hn, a.h + (here + row) * n, n);
         copy_row(cn, cp, n);
-        if (fw) copy_row(a.fed + (next + row) * fw, a.fed + (here + row) * fw, fw);
+        if (fw) copy_row(a.fed + (next_at + row) * fw, a.fed + (prev_at + row) * fw, fw);
         continue;
       }
       T* p = pre + row * width;
-      const T* x = a.xw + (here + row) * width;
-      for (int64_t j = 0; j < width; ++j) p[j] += x[j] + a.bias[j];
+      add_row(p, a.bias, width);
       const T* fed_row = fed_terms.data() + row * fw;
       for (int64_t blk = 0; fw && blk < blocks; ++blk)
         if (blk != cf.blk) add_row(p + blk * n, fed_row + cf.fed_index(blk) * n, n);
@@ -63,7 +66,7 @@ void lstm_forward(const LSTMConfig& cf, const LSTMArrays<T>& a, int64_t b0, int6
         activate(cf.out_gate, o, n);
         for (int64_t j = 0; j < n; ++j) hn[j] *= o[j];
       }
-      T* fed_next = a.fed + (next + row) * fw;
+      T* fed_next = a.fed + (next_at + row) * fw;
       for (int64_t blk = 0; fw && blk < blocks; ++blk)
         if (blk != cf.blk) copy_row(fed_next + cf.fed_index(blk) * n, p + blk * n, n);
     }
@@ -163,8 +166,8 @@ void lstm_backward(const LSTMConfig& cf, const LSTMArrays<T>& a, int64_t chunk, 
       for (int64_t blk = 0; fw && blk < blocks; ++blk)
         if (blk != cf.blk) copy_row(dfed + cf.fed_index(blk) * n, g + blk * n, n);
     }
-    matmul(rows, n, width, dpre, width, a.w_hh, false, T(0), dh_next.data(), n);
-    if (fw) matmul(rows, fw, fw, a.grad_fed + here * fw, fw, a.w_gg, false, T(0), da.data(), fw);
+    matmul(rows, dpre, width, a.w_hh, false, dh_next.data(), n);
+    if (fw) matmul(rows, a.grad_fed + here * fw, fw, a.w_gg, false, da.data(), fw);
     for (int64_t row = 0; row < rows; ++row)
       if (!live(a.lengths, b0 + row, t)) copy_row(dh_next.data() + row * n, dh.data() + row * n, n);
     std::swap(dh, dh_next);
