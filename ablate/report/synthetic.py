@@ -40,8 +40,8 @@ from optuna.trial import TrialState
 from ablate.cells import layout, preset
 from ablate.search.space import Dimension, parse_space
 from ablate.search.storage import open_storage, storage_url
-from ablate.search.sweep import ERROR_ATTR, SPACE_ATTR
-from ablate.search.trial import MLFLOW_RUN_ATTR
+from ablate.search.sweep import SPACE_ATTR
+from ablate.search.trial import ERROR_ATTR, MLFLOW_RUN_ATTR
 from ablate.tracking import client, ensure_experiment, flatten, tracking_uri
 
 CELLS = ("vanilla", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr")

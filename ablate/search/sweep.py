@@ -35,14 +35,14 @@ from ablate.errors import AblateError
 from ablate.search.samplers import build_pruner, build_sampler
 from ablate.search.space import Dimension, parse_space
 from ablate.search.storage import open_storage, storage_url
-from ablate.search.trial import MLFLOW_RUN_ATTR, JobOutcome
+from ablate.search.trial import ERROR_ATTR, MLFLOW_RUN_ATTR, JobOutcome
 from ablate.tasks import task_class
 from ablate.tracking import TrackedRun, client, ensure_experiment, tracking_uri
 
 log = logging.getLogger("ablate")
 
 HOST_ATTR, PID_ATTR, BEAT_ATTR = "ablate:host", "ablate:pid", "ablate:heartbeat"
-ERROR_ATTR, SURPLUS_ATTR, RETRY_ATTR = "ablate:error", "ablate:surplus", "ablate:retry_of"
+SURPLUS_ATTR, RETRY_ATTR = "ablate:surplus", "ablate:retry_of"
 GIVEN_BACK_ATTR = "ablate:given_back"  # why a trial that did not finish was ended
 
 
@@ -68,6 +68,7 @@ class SweepSettings:
     max_failure_rate: float
     heartbeat_interval: float
     grace_period: float
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_trials, int) or self.n_trials <= 0:
@@ -76,6 +77,13 @@ class SweepSettings:
             )
         if not isinstance(self.n_jobs, int) or self.n_jobs <= 0:
             raise AblateError(f"hydra.sweeper.n_jobs must be a positive integer, got {self.n_jobs}")
+        if self.batch_size is not None and (
+            not isinstance(self.batch_size, int) or self.batch_size <= 0
+        ):
+            raise AblateError(
+                f"hydra.sweeper.batch_size must be a positive integer or null, "
+                f"got {self.batch_size}"
+            )
         if not 0 < self.max_failure_rate <= 1:
             raise AblateError("hydra.sweeper.max_failure_rate must be in (0, 1]")
         if self.heartbeat_interval <= 0 or self.grace_period <= self.heartbeat_interval:
@@ -134,6 +142,7 @@ class Sweep:
         self.launcher = launcher
         self.check_job = check_job  # config dict -> None, raises on a bad job config
         self.space: list[Dimension] = parse_space(settings.params)
+        self.batch_size = settings.batch_size or auto_batch_size(settings, launcher)
         self.job_index = 0
         self.in_flight: dict[int, int] = {}  # trial id -> study id
         self._lock = threading.Lock()
@@ -263,12 +272,12 @@ class Sweep:
             self._check_failure_rate(slots)
 
     def _ask_batch(self, slots: list[StudySlot]) -> list[tuple[StudySlot, Trial]]:
-        """Up to n_jobs trials, taken from the studies in turn so a batch mixes them."""
+        """Up to batch_size trials, taken from the studies in turn so a batch mixes them."""
         batch: list[tuple[StudySlot, Trial]] = []
         wanting = [s for s in slots if s.remaining() > 0]
-        while wanting and len(batch) < self.settings.n_jobs:
+        while wanting and len(batch) < self.batch_size:
             for slot in list(wanting):
-                trial = self._ask(slot) if len(batch) < self.settings.n_jobs else None
+                trial = self._ask(slot) if len(batch) < self.batch_size else None
                 if trial is not None:
                     batch.append((slot, trial))
                 if trial is None or slot.remaining() <= 0:
@@ -321,6 +330,8 @@ class Sweep:
             slot.launched.append(trial.number)
 
     def _tell(self, slot: StudySlot, trial: Trial, result: JobReturn) -> None:
+        """Record a job that raised; a job that returned has ended its trial itself
+        (TrialReporter.finish), as soon as it finished."""
         with self._lock:
             self.in_flight.pop(trial._trial_id, None)
         try:
@@ -333,12 +344,6 @@ class Sweep:
             return
         if not isinstance(outcome, JobOutcome):
             raise AblateError(f"the job returned {outcome!r}, not a JobOutcome")
-        if outcome.state == "pruned":
-            slot.study.tell(trial, state=TrialState.PRUNED)
-            return
-        if outcome.state == "diverged":
-            self.storage.set_trial_system_attr(trial._trial_id, ERROR_ATTR, "diverged")
-        slot.study.tell(trial, outcome.value)
 
     def _give_back(self, slot: StudySlot, trial: Trial | FrozenTrial, reason: str) -> None:
         """End a trial that did not finish, and queue its parameters to run again."""
@@ -477,6 +482,29 @@ class Sweep:
 
 
 SPACE_ATTR = "ablate:search_space"
+
+
+# Samplers whose draws do not depend on earlier results: their trials can be asked long
+# before the trials ahead of them end.
+BLIND_SAMPLERS = ("random", "grid")
+# Launchers that run a batch on a fixed pool of workers (hydra.launcher.n_jobs of them), so a
+# longer batch queues rather than runs more at once.
+POOLED_LAUNCHERS = ("JoblibLauncher",)
+BATCHES_PER_POOL = 16
+
+
+def auto_batch_size(settings: SweepSettings, launcher: Any) -> int:
+    """Trials per launch: n_jobs, or, for a blind sampler on a pooled launcher, 16 x n_jobs.
+
+    A launch returns when its last trial ends, so with n_jobs trials per launch every worker
+    waits for the slowest trial of each batch; on a pool, a longer batch lets a worker start
+    the next trial as soon as it is free, and leaves it idle only at the batch's end (~3% of
+    16 trials). Optuna hears of the results, and max_failure_rate is checked, per batch.
+    """
+    blind = str(settings.sampler.get("name", "random")) in BLIND_SAMPLERS
+    if blind and type(launcher).__name__ in POOLED_LAUNCHERS:
+        return BATCHES_PER_POOL * settings.n_jobs
+    return settings.n_jobs
 
 
 def _pin_space(study: optuna.Study, name: str, space: Sequence[Dimension]) -> None:

@@ -12,6 +12,7 @@ from ablate.search.samplers import build_pruner
 from ablate.search.storage import open_storage
 
 MLFLOW_RUN_ATTR = "ablate:mlflow_run_id"
+ERROR_ATTR = "ablate:error"  # why a trial failed, or "diverged"
 
 
 class Pruned(Exception):
@@ -25,6 +26,17 @@ class JobOutcome:
     value: float
     state: str  # "complete", "pruned" or "diverged"
     direction: str  # "minimize" or "maximize": the task's metric
+
+
+def record_outcome(study: optuna.Study, trial: optuna.trial.Trial, outcome: JobOutcome) -> None:
+    """End a trial with its job's outcome: its value; pruned (Optuna keeps the last reported
+    value); or diverged, flagged, with the task's worst value so it ranks last."""
+    if outcome.state == "pruned":
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return
+    if outcome.state == "diverged":
+        study._storage.set_trial_system_attr(trial._trial_id, ERROR_ATTR, "diverged")
+    study.tell(trial, outcome.value)
 
 
 class TrialReporter:
@@ -43,6 +55,11 @@ class TrialReporter:
     def attach_run(self, run_id: str) -> None:
         """Lets the sweeper close this job's MLflow run if the job's process dies."""
         self.storage.set_trial_system_attr(self.trial_id, MLFLOW_RUN_ATTR, run_id)
+
+    def finish(self, outcome: JobOutcome) -> None:
+        """The job ends its own trial, so Optuna sees it end when it does, not when the
+        sweeper's batch of trials returns."""
+        record_outcome(self.study, self.trial, outcome)
 
     def report(self, value: float, epoch: int) -> None:
         self.trial.report(value, step=epoch)

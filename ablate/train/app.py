@@ -234,12 +234,20 @@ def _reporter(cfg: DictConfig) -> TrialReporter | None:
 
 
 def run_job(cfg: DictConfig) -> JobOutcome:
-    """Train, track, and return the best validation value of the task's metric."""
+    """Train, track, and return the best validation value of the task's metric. A trial of
+    ablate's sweeper ends with it (a job that raises is recorded by the sweeper)."""
     job = prepare(cfg)
+    reporter = _reporter(cfg)
+    outcome = _train_and_track(cfg, job, reporter)
+    if reporter is not None:
+        reporter.finish(outcome)
+    return outcome
+
+
+def _train_and_track(cfg: DictConfig, job: Job, reporter: TrialReporter | None) -> JobOutcome:
     direction = "maximize" if job.task.higher_is_better else "minimize"
     uri = tracking_uri(cfg.tracking.uri, cfg.tracking.root)
     experiment_id = ensure_experiment(uri, str(cfg.tracking.experiment), cfg.tracking.root)
-    reporter = _reporter(cfg)
     resume = job.trainer.resume_point() if cfg.trainer.resume else None
     run, reopened = _open_run(job, cfg, uri, experiment_id)
     if reporter is not None:

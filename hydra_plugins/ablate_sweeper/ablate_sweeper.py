@@ -17,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 class AblateSweeperConf:
     _target_: str = "hydra_plugins.ablate_sweeper.ablate_sweeper.AblateSweeper"
     n_trials: int = 10  # per study, in total: a rerun runs only what is missing
-    n_jobs: int = 1  # trials launched together (in parallel with a parallel launcher)
+    n_jobs: int = 1  # trials run at once (with a parallel launcher)
+    batch_size: Optional[int] = None  # noqa: UP045 - trials per launch; null: see auto_batch_size
     sampler: Dict[str, Any] = field(default_factory=lambda: {"name": "random", "seed": 0})  # noqa: UP006
     pruner: Dict[str, Any] = field(default_factory=lambda: {"name": "none"})  # noqa: UP006
     storage: Optional[str] = None  # noqa: UP045 - null: sqlite optuna.db beside mlflow.db

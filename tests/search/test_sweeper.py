@@ -80,22 +80,26 @@ def test_killed_sweep_resumes_to_exactly_n_trials(conf, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # One trial in its job; the rest of the batch asked, waiting for the launcher.
     killed = [t for t in trials(tmp_path) if t.state is TrialState.RUNNING]
-    assert len(killed) == 1, "the sweep was not killed in the middle of a trial"
+    in_job = [t for t in killed if "ablate:mlflow_run_id" in t.system_attrs]
+    assert len(in_job) == 1, "the sweep was not killed in the middle of a trial"
 
     sweep(conf, tmp_path, "trainer.max_epochs=4")
     done = trials(tmp_path)
     complete = [t for t in done if t.state is TrialState.COMPLETE]
     assert len(complete) == 6
     assert len({(t.params["optim.lr"], t.params["model.input_noise"]) for t in complete}) == 6
-    (failed,) = [t for t in done if t.state is TrialState.FAIL]
-    assert failed.number == killed[0].number
-    retry = [t for t in complete if t.user_attrs.get("ablate:retry_of") == failed.number]
-    assert retry and retry[0].params == failed.params
+    failed = [t for t in done if t.state is TrialState.FAIL]
+    assert sorted(t.number for t in failed) == sorted(t.number for t in killed)
+    for lost in failed:
+        retry = [t for t in complete if t.user_attrs.get("ablate:retry_of") == lost.number]
+        assert retry and retry[0].params == lost.params
     # Same parameters, same job folder: the retry continued the killed job's MLflow run.
-    assert (
-        retry[0].system_attrs["ablate:mlflow_run_id"] == failed.system_attrs["ablate:mlflow_run_id"]
-    )
+    (retry,) = [t for t in complete if t.user_attrs.get("ablate:retry_of") == in_job[0].number]
+    assert retry.system_attrs["ablate:mlflow_run_id"] == in_job[0].system_attrs[
+        "ablate:mlflow_run_id"
+    ]
     _, runs = mlflow_runs(tmp_path)
     assert not [r for r in runs if r.info.status == "RUNNING"]
     jobs = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
@@ -186,3 +190,54 @@ def test_journal_storage(conf, tmp_path):
                               storage=open_storage(f"journal://{journal}"))
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2
     assert not (tmp_path / "optuna.db").exists()
+
+
+def test_a_joblib_pool_gets_long_batches_and_each_job_ends_its_own_trial(conf, tmp_path):
+    """Random search on a pool: one launch of all 6 trials, two at a time, so a worker starts a
+    trial as soon as it is free; each trial is COMPLETE when its job ends, not when the batch
+    does."""
+    result = sweep(
+        conf, tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2", "threads=1",
+    )
+    assert "is launching 6 jobs" in result.stdout + result.stderr
+    done = trials(tmp_path)
+    assert [t.state for t in done] == [TrialState.COMPLETE] * 6
+    _, runs = mlflow_runs(tmp_path)
+    jobs = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
+    last_start = max(r.info.start_time for r in jobs) / 1000
+    first_end = min(t.datetime_complete.timestamp() for t in done)
+    assert first_end < last_start, "trials ended together, at the end of the batch"
+
+
+def test_batch_size_sets_the_trials_per_launch(conf, tmp_path):
+    result = sweep(conf, tmp_path, "hydra.sweeper.batch_size=3")
+    log = result.stdout + result.stderr
+    assert log.count("Launching 3 jobs locally") == 2
+    assert [t.state for t in trials(tmp_path)] == [TrialState.COMPLETE] * 6
+    bad = sweep(conf, tmp_path, "hydra.sweeper.batch_size=0", check=False)
+    assert bad.returncode == 1 and "batch_size must be a positive integer or null" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "launcher,sampler,n_jobs,expected",
+    [
+        ("joblib", "random", 2, 32),
+        ("joblib", "grid", 1, 16),
+        ("joblib", "tpe", 2, 2),  # TPE learns from each result: a batch no longer than the pool
+        ("basic", "random", 2, 2),  # one job at a time in this process: nothing to gain
+    ],
+)
+def test_auto_batch_size(launcher, sampler, n_jobs, expected):
+    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+    from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+
+    from ablate.search.sweep import SweepSettings, auto_batch_size
+
+    settings = SweepSettings(
+        n_trials=10, n_jobs=n_jobs, sampler={"name": sampler}, pruner={}, storage=None,
+        study_name=None, params={}, grid={}, max_failure_rate=0.5, heartbeat_interval=30,
+        grace_period=120,
+    )
+    pool = JoblibLauncher(n_jobs=n_jobs) if launcher == "joblib" else BasicLauncher()
+    assert auto_batch_size(settings, pool) == expected
