@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,9 @@ def mlflow_runs(root: Path, experiment: str = "default"):
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, f"no experiment {experiment!r} in {root}"
     return client, client.search_runs([exp.experiment_id], max_results=10_000)
+
+
+def ctrl_c_reaches_child() -> None:
+    """Popen(preexec_fn=...): SIGINT handled as in a terminal, even when the test run itself
+    was started in the background, where SIGINT is ignored and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -28,17 +28,6 @@ class JobOutcome:
     direction: str  # "minimize" or "maximize": the task's metric
 
 
-def record_outcome(study: optuna.Study, trial: optuna.trial.Trial, outcome: JobOutcome) -> None:
-    """End a trial with its job's outcome: its value; pruned (Optuna keeps the last reported
-    value); or diverged, flagged, with the task's worst value so it ranks last."""
-    if outcome.state == "pruned":
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        return
-    if outcome.state == "diverged":
-        study._storage.set_trial_system_attr(trial._trial_id, ERROR_ATTR, "diverged")
-    study.tell(trial, outcome.value)
-
-
 class TrialReporter:
     def __init__(
         self, storage_url: str, study_name: str, number: int, pruner: Mapping[str, Any] | None
@@ -57,9 +46,15 @@ class TrialReporter:
         self.storage.set_trial_system_attr(self.trial_id, MLFLOW_RUN_ATTR, run_id)
 
     def finish(self, outcome: JobOutcome) -> None:
-        """The job ends its own trial, so Optuna sees it end when it does, not when the
-        sweeper's batch of trials returns."""
-        record_outcome(self.study, self.trial, outcome)
+        """End the trial with the job's outcome, as soon as the job ends rather than when the
+        sweeper's batch returns: its value; pruned (Optuna keeps the last reported value); or
+        diverged, flagged, with the task's worst value so that it ranks last."""
+        if outcome.state == "pruned":
+            self.study.tell(self.trial, state=optuna.trial.TrialState.PRUNED)
+            return
+        if outcome.state == "diverged":
+            self.storage.set_trial_system_attr(self.trial_id, ERROR_ATTR, "diverged")
+        self.study.tell(self.trial, outcome.value)
 
     def report(self, value: float, epoch: int) -> None:
         self.trial.report(value, step=epoch)

@@ -10,7 +10,7 @@ import time
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import mlflow_runs
+from tests.conftest import ctrl_c_reaches_child, mlflow_runs
 from tests.sweeps import sweep, sweep_command, trials, write_conf
 from tests.tasks.helpers import write_framewise
 
@@ -48,6 +48,7 @@ def test_a_signal_closes_the_running_trial_in_both_stores(tmp_path, signum):
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=ctrl_c_reaches_child,
     )
     deadline = time.time() + 300
     while time.time() < deadline and not list((tmp_path / "multirun").rglob("checkpoint.pt")):

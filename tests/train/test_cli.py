@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import mlflow_runs, run_ablate
+from tests.conftest import ctrl_c_reaches_child, mlflow_runs, run_ablate
 
 FAST = ["task=digits", "model.hidden_size=8", "trainer.max_epochs=2", "optim.lr=0.05"]
 
@@ -167,6 +167,7 @@ def test_ctrl_c_ends_the_run_killed(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_reaches_child,
     )
     deadline = time.time() + 240
     while time.time() < deadline and not list((tmp_path / "outputs").rglob("checkpoint.pt")):
