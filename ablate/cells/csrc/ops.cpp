@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "kernels.h"
 
@@ -201,6 +202,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_back
   return {grad_pre, grad_h0, grad_c, grad_peep.sum(0), grad_fed};
 }
 
+// The GRU family's recurrent matrices: each present where the config needs it, each of the
+// shape it needs. Returns (first_width, th_width), 0 where a matrix is absent.
+std::pair<int64_t, int64_t> check_gru_weights(const GRUConfig& cf, const at::Tensor& like,
+                                              int64_t n, const MaybeTensor& w_first,
+                                              const MaybeTensor& w_candidate,
+                                              const MaybeTensor& w_th) {
+  const int64_t first_width = w_first ? w_first->size(0) : 0;
+  const int64_t th_width = w_th ? w_th->size(0) : 0;
+  TORCH_CHECK(cf.candidate != Candidate::ResetBefore || w_candidate,
+              "ablate kernels: reset before R needs weight_candidate");
+  TORCH_CHECK(cf.candidate != Candidate::ResetAfter || w_first,
+              "ablate kernels: reset after R needs weight_first");
+  check(w_first, like, "weight_first", {first_width, n});
+  check(w_candidate, like, "weight_candidate", {n, n});
+  check(w_th, like, "weight_th", {th_width, n});
+  return {first_width, th_width};
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward_op(
     const at::Tensor& xp, const at::Tensor& h0, const MaybeTensor& w_first,
     const MaybeTensor& w_candidate, const MaybeTensor& w_th, const MaybeTensor& bias_hn,
@@ -208,18 +227,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward_op(
   const auto cf = config_of<GRUConfig>(config, "gru");
   TORCH_CHECK(xp.dim() == 3 && h0.dim() == 2, "ablate kernels: xp must be (T, B, 3 N)");
   const int64_t steps = xp.size(0), batch = xp.size(1), n = h0.size(1);
-  const int64_t first_width = w_first ? w_first->size(0) : 0;
-  const int64_t th_width = w_th ? w_th->size(0) : 0;
+  const auto [first_width, th_width] = check_gru_weights(cf, xp, n, w_first, w_candidate, w_th);
   const bool has_aux = cf.candidate != Candidate::InputOnly;
-  TORCH_CHECK(cf.candidate != Candidate::ResetBefore || w_candidate,
-              "ablate kernels: reset before R needs weight_candidate");
-  TORCH_CHECK(cf.candidate != Candidate::ResetAfter || (w_first && bias_hn),
-              "ablate kernels: reset after R needs weight_first and bias_hn");
+  TORCH_CHECK(cf.candidate != Candidate::ResetAfter || bias_hn,
+              "ablate kernels: reset after R needs bias_hn");
   check(xp, xp, "xp", {steps, batch, 3 * n});
   check(h0, xp, "h0", {batch, n});
-  check(w_first, xp, "weight_first", {first_width, n});
-  check(w_candidate, xp, "weight_candidate", {n, n});
-  check(w_th, xp, "weight_th", {th_width, n});
   check(bias_hn, xp, "bias_hn", {n});
   auto h = at::empty({steps + 1, batch, n}, xp.options());
   const int64_t kept = keep ? steps : 1;
@@ -250,21 +263,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_backward_op(
   const auto cf = config_of<GRUConfig>(config, "gru");
   TORCH_CHECK(act.dim() == 3 && h.dim() == 3, "ablate kernels: act must be (T, B, 3 N)");
   const int64_t steps = act.size(0), batch = act.size(1), n = h.size(2);
-  const int64_t first_width = w_first ? w_first->size(0) : 0;
-  const int64_t th_width = w_th ? w_th->size(0) : 0;
+  const auto [first_width, th_width] = check_gru_weights(cf, act, n, w_first, w_candidate, w_th);
   const bool has_aux = cf.candidate != Candidate::InputOnly;
-  TORCH_CHECK(cf.candidate != Candidate::ResetBefore || w_candidate,
-              "ablate kernels: reset before R needs weight_candidate");
-  TORCH_CHECK(cf.candidate != Candidate::ResetAfter || w_first,
-              "ablate kernels: reset after R needs weight_first");
   check(act, act, "act", {steps, batch, 3 * n});
   check(grad_h, act, "grad_h", {steps, batch, n});
   check(h, act, "h", {steps + 1, batch, n});
   check(aux, act, "aux", {has_aux ? steps : 0, batch, n});
   check(th, act, "th", {w_th ? steps : 0, batch, n});
-  check(w_first, act, "weight_first", {first_width, n});
-  check(w_candidate, act, "weight_candidate", {n, n});
-  check(w_th, act, "weight_th", {th_width, n});
   const auto w_first_p = panels(w_first, false), w_candidate_p = panels(w_candidate, false),
              w_th_p = panels(w_th, false);
   auto grad_xp = at::empty({steps, batch, 3 * n}, act.options());
