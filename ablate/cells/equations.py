@@ -63,7 +63,7 @@ def _lstm(spec: CellSpec) -> list[str]:
     else:
         lines.append(f"h_t = {_apply(spec.output_activation, 'c_t')}")
     if spec.full_gate_recurrence:
-        lines.append(f"[{fed_back}] are zero at t = 0")
+        lines.append(f"[{fed_back}] at t = 0: zero, or the state's a (the last call's)")
     return lines
 
 

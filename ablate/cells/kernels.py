@@ -95,31 +95,40 @@ def _input_grads(grad_pre: Tensor, x: Tensor, w_ih: Tensor) -> tuple[Tensor, Ten
 
 
 class _LSTMLoop(torch.autograd.Function):
+    """Outputs every step's h, the last c, and (full gate recurrence) the last step's fed-back
+    gate activations, which the next call's ``a0`` continues from; (B, 0) without it."""
+
     @staticmethod
     def forward(ctx: Any, config: list[int], lengths: Tensor | None, x: Tensor, w_ih: Tensor,
-                bias: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_gg: Tensor | None,
-                p_in: Tensor | None, p_fg: Tensor | None, p_out: Tensor | None) -> Any:
+                bias: Tensor, h0: Tensor, c0: Tensor, a0: Tensor | None, w_hh: Tensor,
+                w_gg: Tensor | None, p_in: Tensor | None, p_fg: Tensor | None,
+                p_out: Tensor | None) -> Any:
         h, c, act, fed = torch.ops.ablate.lstm_forward(
-            x, w_ih, bias, h0, c0, w_hh, w_gg, p_in, p_fg, p_out, lengths, config, True
+            x, w_ih, bias, h0, c0, a0, w_hh, w_gg, p_in, p_fg, p_out, lengths, config, True
         )
-        ctx.config = config
+        ctx.config, ctx.has_a0 = config, a0 is not None
         ctx.save_for_backward(x, h, c, act, fed, lengths, w_ih, w_hh, w_gg, p_in, p_fg, p_out)
-        return h[1:], c[-1]
+        a_last = fed[-1] if w_gg is not None else h.new_empty(h.shape[1], 0)
+        if w_gg is None:
+            ctx.mark_non_differentiable(a_last)
+        return h[1:], c[-1], a_last
 
     @staticmethod
     @once_differentiable  # the backward kernels are not differentiable themselves
-    def backward(ctx: Any, grad_h: Tensor | None, grad_c: Tensor | None) -> Any:
+    def backward(ctx: Any, grad_h: Tensor | None, grad_c: Tensor | None,
+                 grad_a: Tensor | None) -> Any:
         x, h, c, act, fed, lengths, w_ih, w_hh, w_gg, p_in, p_fg, p_out = ctx.saved_tensors
-        grad_pre, grad_h0, grad_c0, grad_peep, grad_fed = torch.ops.ablate.lstm_backward(
-            _zeros_if_none(grad_h, h[1:]), _zeros_if_none(grad_c, c[-1]), c, act, w_hh, w_gg,
-            p_in, p_fg, p_out, lengths, ctx.config,
+        grad_a_last = None if w_gg is None else _zeros_if_none(grad_a, fed[-1])
+        grad_pre, grad_h0, grad_c0, grad_peep, grad_fed, grad_a0 = torch.ops.ablate.lstm_backward(
+            _zeros_if_none(grad_h, h[1:]), _zeros_if_none(grad_c, c[-1]), grad_a_last, c, act,
+            w_hh, w_gg, p_in, p_fg, p_out, lengths, ctx.config,
         )
         grad_w_hh = _flat(grad_pre).t() @ _flat(h[:-1])
         grad_w_gg = None if w_gg is None else _flat(grad_fed).t() @ _flat(fed[:-1])
         grad_peeps = [g if p is not None else None
                       for g, p in zip(grad_peep.unbind(0), (p_in, p_fg, p_out), strict=True)]
-        return (None, None, *_input_grads(grad_pre, x, w_ih), grad_h0, grad_c0, grad_w_hh,
-                grad_w_gg, *grad_peeps)
+        return (None, None, *_input_grads(grad_pre, x, w_ih), grad_h0, grad_c0,
+                grad_a0 if ctx.has_a0 else None, grad_w_hh, grad_w_gg, *grad_peeps)
 
 
 class _GRULoop(torch.autograd.Function):
@@ -185,6 +194,7 @@ class KernelScan:
         self._scan = scan  # the reference scan: the GRU family's projection is its own
         self._kind = spec.kind
         n = lay.hidden_size
+        self._fed_back = bool(lay.gg_rows)
         if spec.kind is StateKind.LSTM:
             self._config = lstm_config(spec, lay)
         elif spec.kind is StateKind.GRU:
@@ -196,21 +206,22 @@ class KernelScan:
     def run(self, x: Tensor, state: State, params: Params,
             padding: Padding | None) -> tuple[Tensor, State]:
         lengths = None if padding is None else padding.lengths
-        inputs = [
-            *self._project(x, params),
-            *(s.contiguous() for s in state),
-            *self._weights(params),
-        ]
+        states: list[Tensor | None] = [s.contiguous() for s in state]
+        if self._kind is StateKind.LSTM and not self._fed_back:
+            states.append(None)  # a0: no gate activations fed back
+        inputs = [*self._project(x, params), *states, *self._weights(params)]
         # Without a backward to come (inference), call the kernels directly: they then keep
         # one step's activations instead of all of them.
         train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
         if self._kind is StateKind.LSTM:
             if train:
-                hs, c_last = _LSTMLoop.apply(self._config, lengths, *inputs)
+                hs, c_last, a_last = _LSTMLoop.apply(self._config, lengths, *inputs)
             else:
-                h, c, _, _ = torch.ops.ablate.lstm_forward(*inputs, lengths, self._config, False)
-                hs, c_last = h[1:], c[-1]
-            final: State = (hs[-1], c_last)
+                h, c, _, fed = torch.ops.ablate.lstm_forward(
+                    *inputs, lengths, self._config, False
+                )
+                hs, c_last, a_last = h[1:], c[-1], (fed[-1] if self._fed_back else None)
+            final: State = (hs[-1], c_last, a_last) if self._fed_back else (hs[-1], c_last)
         elif self._kind is StateKind.GRU:
             if train:
                 hs = _GRULoop.apply(self._config, lengths, *inputs)

@@ -19,7 +19,7 @@ from ablate.cells.scan import Padding, Params, Scan, State, build_scan
 from ablate.cells.spec import CellSpec, Gate, SpecError, StateKind
 from ablate.errors import choice
 
-RNNState = Tensor | tuple[Tensor, Tensor]
+RNNState = Tensor | tuple[Tensor, ...]
 
 
 class Backend(StrEnum):
@@ -83,9 +83,15 @@ class GatedRNN(nn.Module):
             every one computes the same function.
 
     Call: ``output, state = rnn(x, state=None, lengths=None)``. ``state`` is ``(h, c)`` for the
-    LSTM family and ``h`` otherwise, each ``(num_layers * num_directions, B, N)``. With
-    ``lengths``, padded steps change nothing: outputs there are zero, each sequence's final
-    state is that of its last real step, and the reverse direction starts at its true end.
+    LSTM family and ``h`` otherwise, each ``(num_layers * num_directions, B, N)``; with full
+    gate recurrence (FGR) it is ``(h, c, a)``, ``a`` of shape
+    ``(num_layers * num_directions, B, G * N)``: the last step's activations of the G gates
+    fed back (FGR: i, f, o side by side), which the next step's gates see. The state is all
+    the recurrence carries, so a sequence cut into windows, each call given the state the
+    previous returned (truncated BPTT), computes what one call does; None starts from zeros.
+    With ``lengths``, padded steps change nothing: outputs there are zero, each sequence's
+    final state is that of its last real step, and the reverse direction starts at its true
+    end.
     """
 
     def __init__(
@@ -147,6 +153,13 @@ class GatedRNN(nn.Module):
             for _ in range(self.num_directions):
                 self.layouts.append(lay)
                 self.layers.append(_LayerParams(lay))
+        # Features of each state tensor: h, c (LSTM family), FGR's fed-back gate activations.
+        first = self.layouts[0]
+        self.state_sizes: tuple[int, ...] = (
+            (hidden_size,)
+            + ((hidden_size,) if self.has_cell_state else ())
+            + ((len(first.gg_rows) * hidden_size,) if first.gg_rows else ())
+        )
         self._scans: list[Scan] = [build_scan(self.spec, lay) for lay in self.layouts]
         self._kernels = [
             KernelScan(self.spec, lay, scan)
@@ -222,15 +235,20 @@ class GatedRNN(nn.Module):
         return out, final
 
     def _initial_state(self, state: RNNState | None, batch: int, x: Tensor) -> tuple[Tensor, ...]:
-        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
-        count = 2 if self.has_cell_state else 1
+        stack = self.num_layers * self.num_directions
+        shapes = [(stack, batch, size) for size in self.state_sizes]
         if state is None:
-            zeros = x.new_zeros(shape)
-            return (zeros,) * count
+            return tuple(x.new_zeros(shape) for shape in shapes)
         states = tuple(state) if isinstance(state, tuple | list) else (state,)
-        if len(states) != count or any(tuple(s.shape) != shape for s in states):
-            got = [tuple(s.shape) for s in states]
-            raise ValueError(f"GatedRNN: expected state of {count} x {shape}, got {got}")
+        if len(states) != len(shapes) or any(
+            not isinstance(s, Tensor) or tuple(s.shape) != shape
+            for s, shape in zip(states, shapes, strict=False)
+        ):
+            names = ("h", "h, c", "h, c, a")[len(shapes) - 1]
+            got = [tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__ for s in states]
+            raise ValueError(
+                f"GatedRNN: expected state ({names}) of shapes {shapes}, got {got}"
+            )
         return states
 
     def _forward_loops(
@@ -253,7 +271,7 @@ class GatedRNN(nn.Module):
             if layer < self.num_layers - 1 and self.dropout > 0:
                 x = F.dropout(x, self.dropout, self.training)
         stacked = tuple(torch.stack(f) for f in finals)
-        return x, (stacked if self.has_cell_state else stacked[0])
+        return x, (stacked if len(stacked) > 1 else stacked[0])
 
     def _run(
         self, path: Backend, k: int, x: Tensor, state: State, padding: Padding | None

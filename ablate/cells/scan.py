@@ -115,7 +115,7 @@ class LSTMScan(Scan):
     """c_t = g(z) * i + c_{t-1} * f;  h_t = k(c_t) * o, with any gate absent, coupled or peeping.
 
     The loop carries (h, c, a): ``a`` holds the previous activations of the gates that full
-    gate recurrence feeds back (a (B, 0) tensor without it).
+    gate recurrence feeds back, in layout order (a (B, 0) tensor without it).
     """
 
     def __init__(self, spec: CellSpec, lay: Layout) -> None:
@@ -193,9 +193,13 @@ class LSTMScan(Scan):
     def __call__(
         self, projected: Tensor, state: State, params: Params, mask: Tensor | None
     ) -> tuple[Tensor, State]:
+        """``state`` is (h, c), or with full gate recurrence (h, c, a): the gates' activations
+        are state like h and c, handed in and returned so the next call goes on from them."""
+        if self._fed_back:
+            return _run(self._step, projected, state, params, mask)
         h, c = state
-        a = h.new_zeros(h.shape[0], self._fed_back)
-        out, (h, c, _) = _run(self._step, projected, (h, c, a), params, mask)
+        none = h.new_zeros(h.shape[0], 0)
+        out, (h, c, _) = _run(self._step, projected, (h, c, none), params, mask)
         return out, (h, c)
 
 

@@ -130,7 +130,9 @@ def stream_batches(
     scored: np.ndarray | None = None,
 ) -> Iterator[Batch]:
     """Truncated-BPTT windows: the stream cut into ``batch_size`` contiguous rows, read
-    ``bptt`` steps at a time, so each window continues the previous one's rows.
+    ``bptt`` steps at a time, so each window continues the previous one's rows
+    (``carry_state``: the caller hands each window the whole state the model returned for
+    the previous one, whatever the cell keeps in it).
 
     Windows cannot be shuffled without breaking the carried state; ``shuffle`` instead starts
     the stream at a seeded offset below ``bptt``, so window boundaries move between epochs.

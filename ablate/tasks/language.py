@@ -1,5 +1,9 @@
 """What the next-token tasks over long streams share (text, ptb, arith, xml): token ids,
-truncated-BPTT windows with carried state (Jozefowicz unrolled 35 steps), a softmax head."""
+truncated-BPTT windows with carried state (Jozefowicz unrolled 35 steps), a softmax head.
+
+The state carried from window to window is the cell's whole returned state, passed on
+as it is (for FGR: h, c and the previous gate activations), so the windows compute the
+recurrence one pass over each row would."""
 
 from __future__ import annotations
 

@@ -45,7 +45,8 @@ def _rows(w: Tensor, names: str, n: int) -> dict[str, Tensor]:
     return {name: w[k * n : (k + 1) * n] for k, name in enumerate(names)}
 
 
-def lstm_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int):
+def lstm_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int, start=None):
+    """The final state is (h, c), and for FGR (h, c, a): a the last i, f, o side by side."""
     v = LSTM_VARIANTS[name]
     gates = v["gates"]
     cifg, fgr = v.get("cifg", False), v.get("fgr", False)
@@ -58,6 +59,10 @@ def lstm_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int):
     h = torch.zeros(B, n, dtype=torch.float64)
     c = torch.zeros(B, n, dtype=torch.float64)
     prev = {g: torch.zeros(B, n, dtype=torch.float64) for g in gates}  # FGR: zero at t = 0
+    if start is not None:
+        h, c = start[0], start[1]
+        if fgr:
+            prev = {g: start[2][:, k * n : (k + 1) * n] for k, g in enumerate(gates)}
     if fgr:
         G = {
             (to, frm): p["weight_gg"][
@@ -97,11 +102,13 @@ def lstm_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int):
         if fgr:
             prev = {"i": i, "f": f, "o": o}
         outs.append(h)
+    if fgr:
+        return outs, (h, c, torch.cat([prev[g] for g in gates], dim=1))
     return outs, (h, c)
 
 
-def tanh_direction(p: dict[str, Tensor], xs: list[Tensor], n: int):
-    h = torch.zeros(xs[0].shape[0], n, dtype=torch.float64)
+def tanh_direction(p: dict[str, Tensor], xs: list[Tensor], n: int, start=None):
+    h = torch.zeros(xs[0].shape[0], n, dtype=torch.float64) if start is None else start[0]
     outs = []
     for x in xs:
         h = torch.tanh(x @ p["weight_ih"].T + h @ p["weight_hh"].T + p["bias"])
@@ -109,9 +116,9 @@ def tanh_direction(p: dict[str, Tensor], xs: list[Tensor], n: int):
     return outs, (h,)
 
 
-def gru_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int):
+def gru_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int, start=None):
     b = _rows(p["bias"], "rzh", n)
-    h = torch.zeros(xs[0].shape[0], n, dtype=torch.float64)
+    h = torch.zeros(xs[0].shape[0], n, dtype=torch.float64) if start is None else start[0]
     outs = []
     for x in xs:
         # Raw x: itself when M == N (the paper's form), else the learned projection P x.
@@ -150,12 +157,12 @@ def gru_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int):
     return outs, (h,)
 
 
-def direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int):
+def direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int, start=None):
     if name in LSTM_VARIANTS:
-        return lstm_direction(name, p, xs, n)
+        return lstm_direction(name, p, xs, n, start)
     if name == "tanh":
-        return tanh_direction(p, xs, n)
-    return gru_direction(name, p, xs, n)
+        return tanh_direction(p, xs, n, start)
+    return gru_direction(name, p, xs, n, start)
 
 
 def run(
@@ -165,8 +172,10 @@ def run(
     n: int,
     layers: int,
     bidirectional: bool,
+    initial: list[Tensor] | None = None,
 ):
-    """x: (T, B, M). Returns output (T, B, D*N) and the stacked final states."""
+    """x: (T, B, M); ``initial``: the stacked initial states (default zeros). Returns output
+    (T, B, D*N) and the stacked final states."""
     dirs = 2 if bidirectional else 1
     xs = list(x.unbind(0))
     finals: list[list[Tensor]] = []
@@ -175,7 +184,9 @@ def run(
         for d in range(dirs):
             p = layer_params[layer * dirs + d]
             seq = xs if d == 0 else xs[::-1]
-            o, final = direction(name, p, seq, n)
+            k = layer * dirs + d
+            start = None if initial is None else [s[k] for s in initial]
+            o, final = direction(name, p, seq, n, start)
             outs.append(o if d == 0 else o[::-1])
             finals.append(list(final))
         xs = [torch.cat([o[t] for o in outs], dim=1) for t in range(len(xs))]

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from ablate.cells import preset, preset_names
+from ablate.model import ModelConfig, SequenceModel
 from ablate.tasks import TaskDataError
 from ablate.tasks.batching import (
     Ragged,
@@ -14,6 +16,7 @@ from ablate.tasks.batching import (
     split_indices,
     stream_batches,
 )
+from ablate.tasks.language import LanguageModel
 
 
 def test_split_indices_disjoint_complete_seeded():
@@ -88,3 +91,32 @@ def test_stream_shuffle_moves_the_start_and_keeps_the_mask_aligned():
 def test_stream_too_short():
     with pytest.raises(TaskDataError, match="too short"):
         list(stream_batches(np.arange(5), 8, 35, shuffle=False, seed=0))
+
+
+class _Stream(LanguageModel):
+    """A language model over a fixed random token stream, cut into ``bptt``-step windows."""
+
+    name = "stream"
+    metric = "bpc"
+    higher_is_better = False
+    reported = ("bpc", "accuracy")
+
+    def __init__(self, bptt: int) -> None:
+        super().__init__(bptt=bptt)
+        tokens = np.random.default_rng(0).integers(0, 5, size=300)
+        self.vocabulary = list("abcde")
+        self.streams = {split: tokens for split in ("train", "valid", "test")}
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_stream_windows_with_the_carried_state_score_as_one_pass(name):
+    """Truncated BPTT carries the cell's whole state from window to window (FGR's gate
+    activations too), so windows of 7 steps score exactly what one 74-step window does."""
+    torch.manual_seed(0)
+    task = _Stream(bptt=7)
+    model = SequenceModel(preset(name), task, ModelConfig(hidden_size=6)).double().eval()
+    with torch.no_grad():
+        windows = task.evaluate(model, "valid", 4)
+        whole = _Stream(bptt=1000).evaluate(model, "valid", 4)
+    assert len(list(task.batches("valid", 4, shuffle=False, seed=0))) == 11  # 74 steps / 7
+    assert windows == pytest.approx(whole, rel=1e-12)

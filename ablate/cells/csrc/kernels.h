@@ -68,6 +68,7 @@ struct LSTMArrays {
   const T* grad_h;                              // (T,B,n): of h[1:]
   T *grad_pre, *grad_c, *grad_h0;               // (T,B,width); (B,n): of c[T] in, of c[0] out
   T *grad_peep, *grad_fed;                      // (chunks,3,n) summed per chunk; (T,B,fed)
+  T* grad_a;                                    // (B,fed): of fed[T] in, of fed[0] out
 };
 
 template <typename T>

@@ -83,7 +83,9 @@ void lstm_backward(const LSTMConfig& cf, const LSTMArrays<T>& a, int64_t chunk, 
                    int64_t b1) {
   const int64_t n = a.n, width = a.width, fw = a.fed_width, rows = b1 - b0;
   const int64_t blocks = width / n;
-  std::vector<T> dh(rows * n, T(0)), dh_next(rows * n), da(rows * fw, T(0));
+  // da: the gradient of the fed-back activations a_t, from the last step's (the state's) on.
+  std::vector<T> dh(rows * n, T(0)), dh_next(rows * n), da(rows * fw), da_next(rows * fw);
+  if (fw) copy_row(da.data(), a.grad_a + b0 * fw, rows * fw);
   std::vector<T> ones(n, T(1)), coupled_f(n), squashed(n), through(n);
   T* dp = a.grad_peep + chunk * 3 * n;
   for (int64_t t = a.steps - 1; t >= 0; --t) {
@@ -167,12 +169,17 @@ void lstm_backward(const LSTMConfig& cf, const LSTMArrays<T>& a, int64_t chunk, 
         if (blk != cf.blk) copy_row(dfed + cf.fed_index(blk) * n, g + blk * n, n);
     }
     matmul(rows, dpre, width, a.w_hh, false, dh_next.data(), n);
-    if (fw) matmul(rows, a.grad_fed + here * fw, fw, a.w_gg, false, da.data(), fw);
+    if (fw) matmul(rows, a.grad_fed + here * fw, fw, a.w_gg, false, da_next.data(), fw);
     for (int64_t row = 0; row < rows; ++row)
-      if (!live(a.lengths, b0 + row, t)) copy_row(dh_next.data() + row * n, dh.data() + row * n, n);
+      if (!live(a.lengths, b0 + row, t)) {  // the held state passes its gradients on
+        copy_row(dh_next.data() + row * n, dh.data() + row * n, n);
+        if (fw) copy_row(da_next.data() + row * fw, da.data() + row * fw, fw);
+      }
     std::swap(dh, dh_next);
+    std::swap(da, da_next);
   }
   copy_row(a.grad_h0 + b0 * n, dh.data(), rows * n);
+  if (fw) copy_row(a.grad_a + b0 * fw, da.data(), rows * fw);
 }
 
 template void lstm_forward(const LSTMConfig&, const LSTMArrays<float>&, int64_t, int64_t);

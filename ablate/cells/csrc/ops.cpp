@@ -118,9 +118,10 @@ Config config_of(at::IntArrayRef config, const char* family) {
 }
 
 // keep: a backward will follow, so forward keeps every step's activations (else one step's).
+// a0: the gate activations full gate recurrence starts from (the last call's; zeros if none).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward_op(
     const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& bias, const at::Tensor& h0,
-    const at::Tensor& c0, const at::Tensor& w_hh,
+    const at::Tensor& c0, const MaybeTensor& a0, const at::Tensor& w_hh,
     const MaybeTensor& w_gg, const MaybeTensor& peep_in, const MaybeTensor& peep_fg,
     const MaybeTensor& peep_out, const MaybeTensor& lengths, at::IntArrayRef config,
     bool keep) {
@@ -136,6 +137,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward_op(
   check(c0, x, "c0", {batch, n});
   check(w_hh, x, "weight_hh", {width, n});
   check(w_gg, x, "weight_gg", {fed_width, fed_width});
+  TORCH_CHECK(!a0 || w_gg, "ablate kernels: a0 without weight_gg");
+  check(a0, x, "a0", {batch, fed_width});
   for (const auto* p : {&peep_in, &peep_fg, &peep_out}) check(*p, x, "peephole", {n});
   const auto w_ih_p = panels(w_ih, true), w_hh_p = panels(w_hh, true),
              w_gg_p = panels(w_gg, true);
@@ -146,7 +149,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward_op(
   auto fed = at::empty({w_gg ? states : 0, batch, fed_width}, x.options());
   h[0].copy_(h0);
   c[0].copy_(c0);
-  if (w_gg) fed[0].zero_();
+  if (a0) {
+    fed[0].copy_(*a0);
+  } else if (w_gg) {
+    fed[0].zero_();
+  }
   dispatch(x, [&](auto tag) {
     using T = decltype(tag);
     const LSTMArrays<T> a{steps, batch, m, n, width, fed_width, keep,
@@ -154,16 +161,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward_op(
                           w_ih_p.view<T>(), w_hh_p.view<T>(), w_gg_p.view<T>(),
                           data<T>(peep_in), data<T>(peep_fg), data<T>(peep_out),
                           data<T>(h), data<T>(c), data<T>(act), w_gg ? data<T>(fed) : nullptr,
-                          nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+                          nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
     for_each_chunk(batch, chunk_count(batch, steps * width * (m + n)),
                    [&](int64_t, int64_t b0, int64_t b1) { lstm_forward(cf, a, b0, b1); });
   });
-  if (!keep && steps % 2 == 0) c[1].copy_(c[0]);  // the last step's c at c[-1]
+  if (!keep && steps % 2 == 0) {  // the last step's c and fed at index -1
+    c[1].copy_(c[0]);
+    if (w_gg) fed[1].copy_(fed[0]);
+  }
   return {h, c, act, fed};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_backward_op(
-    const at::Tensor& grad_h, const at::Tensor& grad_c_last, const at::Tensor& c,
+// grad_fed_last: the gradient of the last step's fed-back activations (zeros if none).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
+lstm_backward_op(
+    const at::Tensor& grad_h, const at::Tensor& grad_c_last, const MaybeTensor& grad_fed_last,
+    const at::Tensor& c,
     const at::Tensor& act, const at::Tensor& w_hh, const MaybeTensor& w_gg,
     const MaybeTensor& peep_in, const MaybeTensor& peep_fg, const MaybeTensor& peep_out,
     const MaybeTensor& lengths, at::IntArrayRef config) {
@@ -177,12 +190,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_back
   check(c, act, "c", {steps + 1, batch, n});
   check(w_hh, act, "weight_hh", {width, n});
   check(w_gg, act, "weight_gg", {fed_width, fed_width});
+  TORCH_CHECK(!grad_fed_last || w_gg, "ablate kernels: grad_fed without weight_gg");
+  check(grad_fed_last, act, "grad_fed", {batch, fed_width});
   for (const auto* p : {&peep_in, &peep_fg, &peep_out}) check(*p, act, "peephole", {n});
   const auto w_hh_p = panels(w_hh, false), w_gg_p = panels(w_gg, false);
   auto grad_pre = at::empty({steps, batch, width}, act.options());
   auto grad_fed = at::empty({w_gg ? steps : 0, batch, fed_width}, act.options());
   auto grad_h0 = at::empty({batch, n}, act.options());
   auto grad_c = grad_c_last.clone();
+  auto grad_a = grad_fed_last ? grad_fed_last->clone() : at::zeros({batch, fed_width},
+                                                                   act.options());
   const int64_t chunks = chunk_count(batch, steps * width * n);
   auto grad_peep = at::empty({chunks, 3, n}, act.options());
   grad_peep.zero_();
@@ -194,12 +211,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_back
                           data<T>(peep_in), data<T>(peep_fg), data<T>(peep_out),
                           nullptr, data<T>(c), data<T>(act), nullptr,
                           data<T>(grad_h), data<T>(grad_pre), data<T>(grad_c), data<T>(grad_h0),
-                          data<T>(grad_peep), w_gg ? data<T>(grad_fed) : nullptr};
+                          data<T>(grad_peep), w_gg ? data<T>(grad_fed) : nullptr,
+                          w_gg ? data<T>(grad_a) : nullptr};
     for_each_chunk(batch, chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
       lstm_backward(cf, a, chunk, b0, b1);
     });
   });
-  return {grad_pre, grad_h0, grad_c, grad_peep.sum(0), grad_fed};
+  return {grad_pre, grad_h0, grad_c, grad_peep.sum(0), grad_fed, grad_a};
 }
 
 // The GRU family's recurrent matrices: each present where the config needs it, each of the
@@ -349,16 +367,17 @@ std::tuple<at::Tensor, at::Tensor> elman_backward_op(const at::Tensor& grad_h,
 TORCH_LIBRARY(ablate, m) {
   m.def("has_blas() -> bool", &ablate::has_blas);
   m.def("lstm_forward(Tensor x, Tensor weight_ih, Tensor bias, Tensor h0, Tensor c0, "
-        "Tensor weight_hh, "
+        "Tensor? a0, Tensor weight_hh, "
         "Tensor? weight_gg, "
         "Tensor? peephole_input, Tensor? peephole_forget, Tensor? peephole_output, "
         "Tensor? lengths, int[] config, bool keep) -> (Tensor h, Tensor c, Tensor act, "
         "Tensor fed)",
         &ablate::lstm_forward_op);
-  m.def("lstm_backward(Tensor grad_h, Tensor grad_c, Tensor c, Tensor act, Tensor weight_hh, "
-        "Tensor? weight_gg, Tensor? peephole_input, Tensor? peephole_forget, "
+  m.def("lstm_backward(Tensor grad_h, Tensor grad_c, Tensor? grad_fed, Tensor c, Tensor act, "
+        "Tensor weight_hh, Tensor? weight_gg, Tensor? peephole_input, Tensor? peephole_forget, "
         "Tensor? peephole_output, Tensor? lengths, int[] config) -> (Tensor grad_pre, "
-        "Tensor grad_h0, Tensor grad_c0, Tensor grad_peepholes, Tensor grad_fed)",
+        "Tensor grad_h0, Tensor grad_c0, Tensor grad_peepholes, Tensor grad_fed, "
+        "Tensor grad_a0)",
         &ablate::lstm_backward_op);
   m.def("gru_forward(Tensor xp, Tensor h0, Tensor? weight_first, Tensor? weight_candidate, "
         "Tensor? weight_th, Tensor? bias_hn, Tensor? lengths, int[] config, bool keep) -> "
