@@ -121,8 +121,9 @@ def gru_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int, sta
     h = torch.zeros(xs[0].shape[0], n, dtype=torch.float64) if start is None else start[0]
     outs = []
     for x in xs:
-        # Raw x: itself when M == N (the paper's form), else the learned projection P x.
-        xr = x @ p["weight_xp"].T if "weight_xp" in p else x
+        # Raw x: x itself when M == N, as the paper writes it; only when the sizes differ does
+        # the learned projection P x stand in (decided by the sizes, not by what the layout has).
+        xr = x if x.shape[1] == n else x @ p["weight_xp"].T
         if name == "gru":
             W, R = _rows(p["weight_ih"], "rzh", n), _rows(p["weight_hh"], "rzh", n)
             r = sigma(x @ W["r"].T + h @ R["r"].T + b["r"])

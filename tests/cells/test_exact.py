@@ -245,3 +245,14 @@ def test_padded_batch_equals_each_sequence_alone(name, backend):
         assert torch.all(out[b, length:] == 0)
         for s, a in zip(states, alone_states, strict=True):
             torch.testing.assert_close(s[:, b], a[:, 0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["mut1", "mut2"])
+@pytest.mark.parametrize("backend", LOOPS)
+def test_mut1_mut2_see_the_raw_input_when_the_sizes_match(name, backend):
+    """The paper's tanh(x) (MUT1) and x (MUT2): no projection when M == N, so nothing to
+    learn there; a stacked layer reading 2 N features gets one, P x."""
+    rnn = build(name, 4, 4, 2, True, backend)
+    assert "weight_xp" not in dict(rnn.layers[0].named_parameters())
+    assert "weight_xp" in dict(rnn.layers[2].named_parameters())  # layer 2 reads 2 N = 8
+    check_against_reference(rnn, name)
