@@ -120,10 +120,14 @@ def gru_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int, sta
     b = _rows(p["bias"], "rzh", n)
     h = torch.zeros(xs[0].shape[0], n, dtype=torch.float64) if start is None else start[0]
     outs = []
+
+    def raw(x: Tensor) -> Tensor:
+        """MUT1/MUT2's raw x: x itself when M == N, as the paper writes it; only when the
+        sizes differ does the learned projection P x stand in (decided by the sizes, not by
+        whether the layout has P)."""
+        return x if x.shape[1] == n else x @ p["weight_xp"].T
+
     for x in xs:
-        # Raw x: x itself when M == N, as the paper writes it; only when the sizes differ does
-        # the learned projection P x stand in (decided by the sizes, not by what the layout has).
-        xr = x if x.shape[1] == n else x @ p["weight_xp"].T
         if name == "gru":
             W, R = _rows(p["weight_ih"], "rzh", n), _rows(p["weight_hh"], "rzh", n)
             r = sigma(x @ W["r"].T + h @ R["r"].T + b["r"])
@@ -140,11 +144,11 @@ def gru_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int, sta
             W, R = _rows(p["weight_ih"], "rz", n), _rows(p["weight_hh"], "rh", n)
             z = sigma(x @ W["z"].T + b["z"])
             r = sigma(x @ W["r"].T + h @ R["r"].T + b["r"])
-            h = torch.tanh((r * h) @ R["h"].T + torch.tanh(xr) + b["h"]) * z + h * (1 - z)
+            h = torch.tanh((r * h) @ R["h"].T + torch.tanh(raw(x)) + b["h"]) * z + h * (1 - z)
         elif name == "mut2":
             W, R = _rows(p["weight_ih"], "zh", n), _rows(p["weight_hh"], "rzh", n)
             z = sigma(x @ W["z"].T + h @ R["z"].T + b["z"])
-            r = sigma(xr + h @ R["r"].T + b["r"])
+            r = sigma(raw(x) + h @ R["r"].T + b["r"])
             h = torch.tanh((r * h) @ R["h"].T + x @ W["h"].T + b["h"]) * z + h * (1 - z)
         elif name == "mut3":
             W, R = _rows(p["weight_ih"], "rzh", n), _rows(p["weight_hh"], "rh", n)
