@@ -519,11 +519,48 @@ def _pin_space(study: optuna.Study, name: str, space: Sequence[Dimension]) -> No
     pinned = study.user_attrs.get(SPACE_ATTR)
     if pinned is None:
         study.set_user_attr(SPACE_ATTR, declared)
-    elif pinned != declared:
-        raise AblateError(
-            f"the search space of study {name!r} changed since its first trials; give the new "
-            "search another study= name (or hydra.sweeper.study_name)"
-        )
+        return
+    if pinned == declared:
+        return
+
+    def describe(entry: Any) -> str:
+        """``[low, high] (log, step s)``, ``choices [...]``, then the transform."""
+        try:
+            dist, transform = entry
+            data = json.loads(dist)
+            attrs = data["attributes"]
+            if "choices" in attrs:
+                text = f"choices {json.dumps(attrs['choices'])}"
+            else:
+                text = f"[{attrs['low']}, {attrs['high']}]"
+                extras = (["log"] if attrs.get("log") else []) + (
+                    [f"step {attrs['step']}"] if attrs.get("step") is not None else []
+                )
+                text += f" ({', '.join(extras)})" if extras else ""
+            return text + (f" transform {transform}" if transform != "identity" else "")
+        except (TypeError, ValueError, KeyError):
+            return json.dumps(entry)
+
+    try:
+        old = json.loads(pinned)
+    except (TypeError, ValueError):
+        old = None
+    old = old if isinstance(old, dict) else {}  # unreadable: every parameter shows as added
+    new = json.loads(declared)
+    if old == new:
+        return  # the same space, written differently
+    changes = [
+        f"{key}: {describe(old[key])} -> {describe(new[key])}"
+        for key in sorted(set(old) & set(new))
+        if old[key] != new[key]
+    ]
+    changes += [f"{key} added: {describe(new[key])}" for key in sorted(set(new) - set(old))]
+    changes += [f"{key} removed (was {describe(old[key])})" for key in sorted(set(old) - set(new))]
+    raise AblateError(
+        f"the search space of study {name!r} changed since its first trials "
+        f"({'; '.join(changes)}); give the new search another "
+        "study= name (or hydra.sweeper.study_name)"
+    )
 
 
 def _grid_value(value: Any) -> str:

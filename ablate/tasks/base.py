@@ -141,6 +141,22 @@ class Task(ABC):
         loss, accuracy = loss_sum / count, hits / count
         return {"loss": loss, **{m: _DERIVED[m](loss, accuracy) for m in self.reported}}
 
+    def check_batch_sizes(self, batch_size: int, eval_batch_size: int) -> None:
+        """Refuse, before any training, batch sizes a split cannot be batched with: training
+        reads ``train`` in batches of ``batch_size``, evaluation the others in batches of
+        ``eval_batch_size``. This builds each split's first batch; a task may override it
+        with an exact check of its own."""
+        for split in SPLITS:
+            train = split == "train"
+            size = batch_size if train else eval_batch_size
+            setting = "trainer.batch_size" if train else "trainer.eval_batch_size"
+            try:
+                next(iter(self.batches(split, size, shuffle=False, seed=0)), None)
+            except TaskDataError as err:
+                raise TaskDataError(
+                    f"task {self.name}, {split} split, {setting}={size}: {err}"
+                ) from None
+
     def worst_value(self) -> float:
         if self.higher_is_better:
             return 0.0

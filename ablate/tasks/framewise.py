@@ -25,6 +25,12 @@ ARRAYS = ("features", "lengths", "labels")
 def read_split(path: Path) -> tuple[Ragged, Ragged]:
     """One split's features and frame labels, checked."""
     require(path.is_file(), f"{path}: file not found")
+    # Not a zip (random or truncated bytes, a lone .npy): numpy would talk of pickles.
+    require(
+        zipfile.is_zipfile(path),
+        f"{path}: not a readable .npz file: the file is not a valid .npz "
+        "(a zip archive of .npy arrays, as numpy.savez writes)",
+    )
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in ARRAYS if name in npz.files}

@@ -54,6 +54,9 @@ def task_class(cfg: Mapping[str, object]) -> tuple[type[Task], dict[str, object]
     for key, value in options.items():
         if not (key == "data_seed" and value is None):
             _check_type(key, value, hints[key])
+    seed = options.get("data_seed")
+    if isinstance(seed, int) and seed < 0:  # numpy's generators refuse it mid-build
+        raise TaskDataError(f"task.data_seed: must be a non-negative integer or null, got {seed}")
     return cls, options
 
 

@@ -37,6 +37,7 @@ from ablate.tracking import (
 )
 from ablate.train.curves import plot_learning_curve
 from ablate.train.loop import Diverged, EpochRecord, Trainer, TrainerConfig, TrainResult
+from ablate.train.memory import check_fits
 from ablate.train.optim import OptimConfig
 
 log = logging.getLogger("ablate")
@@ -112,12 +113,20 @@ class Settings:
     seed: int
 
 
+# numpy's generators take non-negative seeds, torch's manual_seed at most 64 bits.
+_SEED_LIMIT = 2**64
+
+
 def check(config: dict[str, Any]) -> Settings:
     """Refuse a bad config in one line before anything is built or written."""
-    for key in ("seed",):
-        if not isinstance(config.get(key), int) or isinstance(config.get(key), bool):
-            raise AblateError(f"{key} must be an integer, got {config.get(key)!r}")
+    seed = config.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise AblateError(f"seed must be an integer, got {seed!r}")
+    if not 0 <= seed < _SEED_LIMIT:
+        raise AblateError(f"seed must be a non-negative integer below 2**64, got {seed}")
     task_class(config["task"])
+    if not isinstance(config.get("cell"), dict):
+        raise AblateError(f"cell spec file {_group_file('cell')!r} must hold a mapping of fields")
     return Settings(
         spec=CellSpec.from_dict(config["cell"]),
         model=ModelConfig(**config["model"]),
@@ -126,6 +135,18 @@ def check(config: dict[str, Any]) -> Settings:
         device=_device(str(config["device"])),
         seed=int(config["seed"]),
     )
+
+
+def _group_file(group: str) -> str:
+    """The file Hydra read for config group ``group`` (as ``ablate cells show`` names it)."""
+    if not HydraConfig.initialized():
+        return group
+    runtime = HydraConfig.get().runtime
+    name = f"{group}/{runtime.choices.get(group)}.yaml"
+    for source in runtime.config_sources:
+        if source.schema == "file" and (Path(source.path) / name).is_file():
+            return str(Path(source.path) / name)
+    return name
 
 
 def job_config(cfg: DictConfig) -> dict[str, Any]:
@@ -142,6 +163,10 @@ def prepare(cfg: DictConfig) -> Job:
         torch.set_num_threads(threads)
     settings = check(config)
     task = build_task(config["task"], seed=settings.seed, cache_dir=config.get("cache_dir"))
+    task.check_batch_sizes(settings.trainer.batch_size, settings.trainer.eval_batch_size)
+    check_fits(
+        settings.spec, task, settings.model, settings.optim, settings.trainer, settings.device
+    )
     torch.manual_seed(settings.seed)
     model = SequenceModel(settings.spec, task, settings.model)
     job_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(".")

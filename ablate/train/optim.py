@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -49,11 +50,22 @@ class OptimConfig:
         if "betas" in data:
             data["betas"] = tuple(data["betas"])
         config = cls(**data)
+        for name in ("lr", "momentum", "weight_decay", "clip_norm", "decay_factor"):
+            value = getattr(config, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number and not (name == "clip_norm" and value is None):
+                raise AblateError(f"optim.{name} must be a number, got {value!r}")
         choice(OptimizerName, config.name, "optim.name: unknown value")
         choice(ScheduleName, config.schedule, "optim.schedule: unknown value")
         choice(LossReduction, config.loss_reduction, "optim.loss_reduction: unknown value")
-        if not config.lr > 0:
-            raise AblateError(f"optim.lr must be > 0, got {config.lr}")
+        if not (config.lr > 0 and math.isfinite(config.lr)):
+            raise AblateError(f"optim.lr must be a finite number > 0, got {config.lr}")
+        if not (config.weight_decay >= 0 and math.isfinite(config.weight_decay)):
+            raise AblateError(
+                f"optim.weight_decay must be a finite number >= 0, got {config.weight_decay}"
+            )
+        if len(config.betas) != 2 or not all(_fraction(b) for b in config.betas):
+            raise AblateError(f"optim.betas must be two numbers in [0, 1), got {config.betas}")
         if not 0 <= config.momentum < 1:
             raise AblateError(f"optim.momentum must be in [0, 1), got {config.momentum}")
         if config.nesterov and config.momentum == 0 and config.name == OptimizerName.SGD:
@@ -63,6 +75,11 @@ class OptimConfig:
         if config.decay_epochs < 0 or not 0 < config.decay_factor <= 1:
             raise AblateError("optim.decay_epochs must be >= 0 and optim.decay_factor in (0, 1]")
         return config
+
+
+def _fraction(value: object) -> bool:
+    """A number in [0, 1)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
 
 
 def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:

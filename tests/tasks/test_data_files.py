@@ -40,8 +40,12 @@ def test_ptb_reads_words_and_eos(make_task, data_dirs):
         (lambda d: (d / "ptb.test.txt").write_text(""), "ptb.test.txt: no words"),
         (lambda d: (d / "ptb.test.txt").write_bytes(b"\xff\xfe\x00"), "ptb.test.txt: unreadable"),
         (
-            lambda d: (d / "ptb.valid.txt").write_text("the cat\nthe zebra sat\n"),
-            "ptb.valid.txt:2: word 'zebra' is not in the vocabulary",
+            lambda d: (
+                (d / "ptb.train.txt").write_text("the cat sat\n"),
+                (d / "ptb.valid.txt").write_text("the cat\nthe zebra sat\n"),
+            ),
+            "ptb.valid.txt:2: word 'zebra' is not in the vocabulary of ptb.train.txt (which "
+            "has no <unk> token",
         ),
     ],
 )
@@ -51,6 +55,45 @@ def test_ptb_bad_data(tmp_path, damage, message):
     with pytest.raises(TaskDataError) as err:
         build_task({"name": "ptb", "data_dir": str(folder)}, seed=0)
     assert message in _one_line(err)
+
+
+def test_ptb_reads_unseen_evaluation_words_as_unk(tmp_path):
+    folder = write_ptb(tmp_path / "ptb")  # the training text has <unk>
+    (folder / "ptb.test.txt").write_text("the zebra sat on a unicorn\n")
+    task = build_task({"name": "ptb", "data_dir": str(folder)}, seed=0)
+    words = [task.vocabulary[i] for i in task.streams["test"]]
+    assert words == ["the", "<unk>", "sat", "on", "a", "<unk>", "<eos>"]
+    assert "zebra" not in task.vocabulary and "unicorn" not in task.vocabulary
+
+
+def test_ptb_files_too_short_for_the_batch_sizes(tmp_path):
+    task = build_task({"name": "ptb", "data_dir": str(write_ptb(tmp_path / "ptb"))}, seed=0)
+    train, valid, test = (len(task.streams[s]) for s in ("train", "valid", "test"))
+    rows = min(valid, test) - 1
+    task.check_batch_sizes(train - task.bptt, rows)  # the most each split can take
+    with pytest.raises(TaskDataError) as err:
+        task.check_batch_sizes(train - task.bptt + 1, rows)
+    assert f"ptb.train.txt: {train} words (with <eos>) are too few for trainer.batch_size=" in (
+        _one_line(err)
+    )
+    with pytest.raises(TaskDataError) as err:
+        task.check_batch_sizes(8, 256)
+    assert "ptb.valid.txt" in _one_line(err) and "trainer.eval_batch_size=256" in str(err.value)
+    # every accepted size really gives batches, whatever offset an epoch starts at
+    for seed in range(50):
+        assert next(task.batches("train", train - task.bptt, shuffle=True, seed=seed))
+    for split in ("valid", "test"):
+        assert next(task.batches(split, rows, shuffle=False, seed=0))
+
+
+def test_any_task_checks_the_batch_sizes_before_training(make_task):
+    task = make_task("arith")
+    task.check_batch_sizes(32, 256)
+    with pytest.raises(TaskDataError) as err:
+        task.check_batch_sizes(32, 10**6)
+    message = _one_line(err)
+    assert message.startswith("task arith, valid split, trainer.eval_batch_size=1000000: ")
+    assert "too short for 1000000 rows" in message
 
 
 def test_ptb_needs_a_data_dir(tmp_path):
@@ -86,6 +129,16 @@ def _rewrite(path, **changes):
         (
             lambda d: (d / "train.npz").write_bytes((d / "train.npz").read_bytes()[:100]),
             "train.npz: not a readable .npz file",
+        ),
+        (
+            lambda d: (d / "train.npz").write_bytes(np.random.default_rng(0).bytes(4000)),
+            "train.npz: not a readable .npz file: the file is not a valid .npz",
+        ),
+        (
+            lambda d: (
+                np.save(d / "valid.npy", np.zeros(3)) or (d / "valid.npy").rename(d / "valid.npz")
+            ),
+            "valid.npz: not a readable .npz file: the file is not a valid .npz",
         ),
         (lambda d: _rewrite(d / "valid.npz", labels=None), "valid.npz: missing array(s) labels"),
         (
