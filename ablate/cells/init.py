@@ -13,7 +13,9 @@ from ablate.cells.layout import Layout
 
 class InitScheme(StrEnum):
     UNIFORM = "uniform"  # Jozefowicz: U(-scale/sqrt(N), scale/sqrt(N)), zero biases
-    TORCH = "torch"  # torch.nn.LSTM/GRU's default: every tensor U(-1/sqrt(N), 1/sqrt(N))
+    # torch.nn.LSTM/GRU/RNN's default as the cell sees it: every weight U(-1/sqrt(N), 1/sqrt(N)),
+    # every bias the sum of torch's two, b_ih + b_hh (see _torch_bias).
+    TORCH = "torch"
     XAVIER_ORTHOGONAL = "xavier_orthogonal"  # Xavier W, orthogonal R, per gate; zero biases
 
 
@@ -32,7 +34,9 @@ def initialise(
     bound = scale / math.sqrt(n)
     with torch.no_grad():
         for name, p in params.items():
-            if scheme is InitScheme.TORCH:
+            if scheme is InitScheme.TORCH and name == "bias":
+                _torch_bias(p, lay)
+            elif scheme is InitScheme.TORCH:
                 nn.init.uniform_(p, -1.0 / math.sqrt(n), 1.0 / math.sqrt(n))
             elif name.startswith("bias"):
                 nn.init.zeros_(p)
@@ -49,6 +53,21 @@ def initialise(
         if forget_bias and "forget" in lay.bias_rows:
             k = lay.bias_rows.index("forget")
             params["bias"][k * n : (k + 1) * n].add_(forget_bias)
+
+
+def _torch_bias(bias: Tensor, lay: Layout) -> None:
+    """torch's modules draw b_ih and b_hh, each U(+-1/sqrt(N)), and every pre-activation adds
+    both: its distribution is their sum (triangular, variance 2/(3N)), not one draw. Where the
+    recurrent bias stays apart (``bias_hn``, torch's b_hn inside r * (R h + b_hn)), the
+    candidate's row is torch's b_in alone, and ``bias_hn`` one draw of its own."""
+    n = lay.hidden_size
+    bound = 1.0 / math.sqrt(n)
+    nn.init.uniform_(bias, -bound, bound)
+    second = torch.empty_like(bias).uniform_(-bound, bound)
+    if lay.recurrent_candidate_bias:
+        k = lay.bias_rows.index("candidate")
+        second[k * n : (k + 1) * n] = 0.0
+    bias.add_(second)
 
 
 def _blocks(p: Tensor, n: int) -> list[Tensor]:

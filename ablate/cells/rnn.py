@@ -75,8 +75,9 @@ class GatedRNN(nn.Module):
         bidirectional: run a reverse direction too and concatenate both outputs.
         dropout: dropout on each layer's output except the last, in training mode.
         batch_first: inputs and outputs are (B, T, F) instead of (T, B, F).
-        init: ``uniform`` (+-init_scale/sqrt(N), zero biases), ``torch`` (torch's default),
-            or ``xavier_orthogonal`` (per gate block).
+        init: ``uniform`` (+-init_scale/sqrt(N), zero biases), ``torch`` (torch's default as
+            the cell sees it: each bias the sum of torch's b_ih and b_hh), or
+            ``xavier_orthogonal`` (per gate block).
         init_scale: the ``uniform`` bound factor or the Xavier/orthogonal gain.
         forget_bias: added to the forget-gate bias at init; None takes the spec's value.
         backend: ``auto``, ``fused``, ``compiled`` or ``reference`` (see :class:`Backend`);
