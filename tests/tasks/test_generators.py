@@ -136,6 +136,8 @@ def test_counting_strings_are_in_the_language(make_task, language):
             seen.append(n)
         if split == "train":
             assert sorted(set(seen)) == list(range(1, 7)) and len(seen) == 6 * 3
+        elif split == "valid":  # model selection sees the training range only
+            assert seen == list(range(1, 7))
         else:
             assert seen == list(range(1, 17))
 
@@ -169,7 +171,7 @@ def _counting_oracle(task, failing: frozenset[int] = frozenset(), spread: float 
 
 def test_counting_acceptance_rule(make_task):
     task = make_task("counting")  # n_train 6, n_max 16
-    perfect = task.evaluate(_counting_oracle(task), "valid", 5)
+    perfect = task.evaluate(_counting_oracle(task), "test", 5)
     assert perfect["generalisation_limit"] == 16 and perfect["strict_limit"] == 16
     assert perfect["accept_at_2x"] == 1.0
     failing = task.evaluate(_counting_oracle(task, frozenset(range(10, 17))), "test", 5)
@@ -183,7 +185,7 @@ def test_counting_acceptance_rule(make_task):
 
 def test_counting_uniform_model_passes_weiss_but_not_strict(make_task):
     task = make_task("counting")
-    uniform = task.evaluate(_counting_oracle(task, spread=1e6), "valid", 16)
+    uniform = task.evaluate(_counting_oracle(task, spread=1e6), "test", 16)
     assert uniform["generalisation_limit"] == 16 and uniform["strict_limit"] == 0
 
 
