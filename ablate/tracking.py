@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -236,6 +237,11 @@ class TrackedRun:
 
     def end(self, status: str) -> None:
         retry(lambda: self._client.set_terminated(self.run_id, status=status))
+
+
+def redact(url: str) -> str:
+    """A store URL without its password, for tags, logs and reports."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
 def _param_str(value: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import tempfile
 from pathlib import Path
 
 from ablate.errors import AblateError
@@ -68,6 +69,21 @@ def _command(experiment: str | None, args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def default_folder(name: str) -> Path:
+    """reports/NAME, with NAME made safe as a folder name."""
+    return Path("reports") / _SAFE.sub("_", name)
+
+
+def writable(folder: Path) -> None:
+    """Refuse, before any work, a folder the report (or an archive) cannot be written to."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise AblateError(f"cannot write into {folder}: {err.strerror or err}") from None
+
+
 def main(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -84,8 +100,9 @@ def main(argv: list[str]) -> int:
     if experiment is None and not args.run_filter:
         raise AblateError("name the runs to report: experiment=NAME, or --filter 'MLflow filter'")
     name = experiment or "filtered"
-    out = args.out or Path("reports") / _SAFE.sub("_", name)
+    out = args.out or default_folder(name)
     source = open_source(experiment, args.run_filter, args.root, args.uri, args.optuna_storage)
+    writable(out)
     build(
         source,
         Options(

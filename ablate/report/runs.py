@@ -25,6 +25,8 @@ NUMERIC_PARAMS = (
     "model.init_scale",
     "model.num_layers",
     "task.n_train",
+    "trainer.max_epochs",
+    "trainer.max_batches",
 )
 TEXT_PARAMS = ("cell.kind", "task.language")
 STATES = ("finished", "pruned", "diverged", "failed", "killed", "running")
@@ -75,7 +77,7 @@ def _number(text: str | None) -> float:
 
 
 def load_jobs(source: Source) -> pd.DataFrame:
-    """One row per job run, sorted by experiment, task, cell, start time and run id."""
+    """One row per job run, sorted by experiment, task, cell, start time and trial."""
     rows = []
     for run in _search(source, "job"):
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
@@ -109,7 +111,8 @@ def load_jobs(source: Source) -> pd.DataFrame:
         return frame
     # A finished run reports its test metrics; an unfinished one has none to compare.
     frame.loc[frame["state"] != "finished", ["valid", "test"]] = math.nan
-    order = ["experiment", "task", "cell", "start_time", "run_id"]
+    # Run ids last: an imported archive gives its runs new ones (ablate.archive).
+    order = ["experiment", "task", "cell", "start_time", "study", "trial", "run_id"]
     return frame.sort_values(order, kind="mergesort").reset_index(drop=True)
 
 

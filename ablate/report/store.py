@@ -15,7 +15,7 @@ import yaml
 from ablate.errors import AblateError
 from ablate.paths import experiments_dir
 from ablate.search.storage import DEFAULT_FILE
-from ablate.tracking import DEFAULT_STORE, client, tracking_uri
+from ablate.tracking import DEFAULT_STORE, client, redact, tracking_uri
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,14 @@ def open_source(
     else:
         raise AblateError("name the runs to report: experiment=NAME, or --filter 'MLflow filter'")
     return Source(resolved, chosen, run_filter, base, optuna_storage, mlflow_client)
+
+
+def describe(url: str) -> str:
+    """A store as a reader can use it: a sqlite file by its name in the folder the command ran
+    in (no machine paths in committed reports), a server by its address, without password."""
+    if url.startswith("sqlite:///"):
+        return f"`{Path(url.removeprefix('sqlite:///')).name}` in the working folder"
+    return f"`{redact(url)}`"
 
 
 def optuna_url(source: Source, tagged: list[str]) -> str | None:

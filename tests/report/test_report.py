@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -75,8 +79,8 @@ def test_tables_have_the_expected_rows(report):
 
     best = table(report, "jozefowicz_table1")
     assert list(best["cell"]) == ["vanilla", "nfg", "LSTM", "GRU"]
-    assert list(best.columns) == ["cell", "counting: test strict_limit", "digits: test error"]
-    assert np.isnan(best.loc[0, "counting: test strict_limit"])
+    assert list(best.columns) == ["cell", "counting: test loss", "digits: test error"]
+    assert np.isnan(best.loc[0, "counting: test loss"])
 
     importance = table(report, "fanova_importance")
     assert sorted(importance["hyperparameter"]) == [
@@ -203,3 +207,30 @@ def test_bad_arguments_are_refused(argv, message, capsys):
         main(argv)
     assert stopped.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def _without_root_powers() -> list[str]:
+    """A command prefix under which file permissions apply, even to root (whose DAC override
+    the bounding set drops for the child)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permissions cannot be enforced")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+
+
+def test_an_unwritable_report_folder_is_one_line(store, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    command = [*_without_root_powers(), sys.executable, "-m", "ablate", "report"]
+    result = subprocess.run(
+        [*command, f"experiment={EXPERIMENT}", "--root", str(store), "--out", str(locked / "r")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"ablate report: error: cannot write into {locked / 'r'}: Permission denied"]
+    assert list(locked.iterdir()) == []

@@ -1,0 +1,129 @@
+"""Whether a report's runs are its protocol in full, so that nobody reads a pipeline check as
+evidence: a *smoke* experiment (one whose overlay starts from another experiment, e.g.
+greff2017_smoke from greff2017) is labelled with what it shrinks; a full experiment whose sweep
+has not yet run all its trials is labelled *partial*.
+
+The planned scale is read from the experiment overlays (trials per study, epochs, minibatches
+per epoch, the grid of studies); what ran, from the runs' own parameters in MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from ablate.paths import experiments_dir
+
+# Job states that have used up their trial (a running or killed job has not).
+DONE = ("finished", "pruned", "diverged", "failed")
+
+
+@dataclass(frozen=True)
+class Scale:
+    label: str | None  # "at smoke scale", "partial", or None: the protocol in full
+    detail: str  # what was run against what the protocol plans
+
+    def prefix(self, verdict: str) -> str:
+        return verdict if self.label is None else f"{self.label}: {verdict}"
+
+
+def _overlay(name: str) -> dict[str, Any] | None:
+    path = experiments_dir() / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    loaded = yaml.safe_load(path.read_text())
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _get(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _shrinks(config: dict[str, Any]) -> str | None:
+    """The experiment an overlay starts from (its first default that is an experiment)."""
+    for entry in config.get("defaults") or []:
+        if isinstance(entry, str) and entry != "_self_" and _overlay(entry) is not None:
+            return entry
+    return None
+
+
+def _grid_size(config: dict[str, Any]) -> int:
+    size = 1
+    for values in (_get(config, "hydra.sweeper.grid") or {}).values():
+        size *= len(values) if isinstance(values, list) else len(str(values).split(","))
+    return size
+
+
+def _planned(name: str) -> dict[str, Any]:
+    """An experiment's planned scale, its own settings over those of what it starts from."""
+    chain, config = [], _overlay(name)
+    while config is not None:
+        chain.append(config)
+        parent = _shrinks(config)
+        config = _overlay(parent) if parent else None
+    plan: dict[str, Any] = {}
+    for config in reversed(chain):
+        for key in ("hydra.sweeper.n_trials", "trainer.max_epochs", "trainer.max_batches"):
+            value = _get(config, key)
+            if value is not None:
+                plan[key] = value
+        if _get(config, "hydra.sweeper.grid"):
+            plan["studies"] = _grid_size(config)
+    return plan
+
+
+def _largest(jobs: pd.DataFrame, column: str) -> float:
+    values = jobs[column].dropna() if column in jobs else pd.Series(dtype=float)
+    return float(values.max()) if len(values) else math.nan
+
+
+def measure(experiment: str, jobs: pd.DataFrame) -> Scale:
+    """The scale of ``jobs``, the runs of ``experiment`` (an experiments/NAME.yaml, else taken
+    as its own protocol)."""
+    config = _overlay(experiment)
+    if config is None:
+        return Scale(None, "")
+    trials = (
+        jobs[jobs["study"] != ""].groupby("study")["state"].apply(lambda s: int(s.isin(DONE).sum()))
+    )
+    full = _shrinks(config)
+    if full is not None:
+        plan = _planned(full)
+        parts = []
+        if "hydra.sweeper.n_trials" in plan and len(trials):
+            parts.append(
+                f"{int(trials.max())} of {plan['hydra.sweeper.n_trials']} trials per study"
+            )
+        epochs = _largest(jobs, "trainer.max_epochs")
+        if "trainer.max_epochs" in plan and epochs < plan["trainer.max_epochs"]:
+            parts.append(f"at most {epochs:g} of {plan['trainer.max_epochs']} epochs")
+        batches = _largest(jobs, "trainer.max_batches")
+        if not math.isnan(batches) and plan.get("trainer.max_batches") is None:
+            parts.append(f"at most {batches:g} minibatches per epoch")
+        shrunk = "; ".join(parts) or "a smaller setting"
+        return Scale(
+            "at smoke scale",
+            f"`{experiment}` shrinks `{full}` ({shrunk}): a check of the pipeline, not evidence "
+            "for or against the papers' findings",
+        )
+    plan = _planned(experiment)
+    n_trials, studies = plan.get("hydra.sweeper.n_trials"), plan.get("studies", 1)
+    if n_trials is None:
+        return Scale(None, "")
+    planned, done = int(n_trials) * int(studies), int(trials.clip(upper=n_trials).sum())
+    if done < planned:
+        return Scale(
+            f"partial ({done:,} of {planned:,} trials)",
+            f"`{experiment}`'s sweep has run {done:,} of its {planned:,} trials ({n_trials} per "
+            f"study, {studies} studies); the verdicts are on what has run so far",
+        )
+    return Scale(None, f"`{experiment}` in full: {planned:,} trials ({n_trials} per study)")
