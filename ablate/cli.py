@@ -68,6 +68,12 @@ def _archive(argv: Sequence[str]) -> int:
     return main(list(argv))
 
 
+def _status(argv: Sequence[str]) -> int:
+    from ablate.status import main
+
+    return main(list(argv))
+
+
 def _bench(argv: Sequence[str]) -> int:
     from ablate.bench import main
 
@@ -89,6 +95,7 @@ def _ui(argv: Sequence[str]) -> int:
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "train": ("train cells on tasks (Hydra; -m for sweeps), logging to MLflow", _train),
     "ui": ("open the MLflow UI on the project's store (127.0.0.1)", _ui),
+    "status": ("how far an experiment's sweep has got, and the time left", _status),
     "report": ("regenerate a study's tables and figures from MLflow", _report),
     "archive": ("export a study's runs to one file, or import one into the stores here", _archive),
     "cells": ("list the cell presets, or show one's equations", _cells),

@@ -63,7 +63,7 @@ def _grid_size(config: dict[str, Any]) -> int:
     return size
 
 
-def _planned(name: str) -> dict[str, Any]:
+def planned(name: str) -> dict[str, Any]:
     """An experiment's planned scale, its own settings over those of what it starts from."""
     chain, config = [], _overlay(name)
     while config is not None:
@@ -97,7 +97,7 @@ def measure(experiment: str, jobs: pd.DataFrame) -> Scale:
     )
     full = _shrinks(config)
     if full is not None:
-        plan = _planned(full)
+        plan = planned(full)
         parts = []
         if "hydra.sweeper.n_trials" in plan and len(trials):
             parts.append(
@@ -115,15 +115,15 @@ def measure(experiment: str, jobs: pd.DataFrame) -> Scale:
             f"`{experiment}` shrinks `{full}` ({shrunk}): a check of the pipeline, not evidence "
             "for or against the papers' findings",
         )
-    plan = _planned(experiment)
+    plan = planned(experiment)
     n_trials, studies = plan.get("hydra.sweeper.n_trials"), plan.get("studies", 1)
     if n_trials is None:
         return Scale(None, "")
-    planned, done = int(n_trials) * int(studies), int(trials.clip(upper=n_trials).sum())
-    if done < planned:
+    target, done = int(n_trials) * int(studies), int(trials.clip(upper=n_trials).sum())
+    if done < target:
         return Scale(
-            f"partial ({done:,} of {planned:,} trials)",
-            f"`{experiment}`'s sweep has run {done:,} of its {planned:,} trials ({n_trials} per "
+            f"partial ({done:,} of {target:,} trials)",
+            f"`{experiment}`'s sweep has run {done:,} of its {target:,} trials ({n_trials} per "
             f"study, {studies} studies); the verdicts are on what has run so far",
         )
-    return Scale(None, f"`{experiment}` in full: {planned:,} trials ({n_trials} per study)")
+    return Scale(None, f"`{experiment}` in full: {target:,} trials ({n_trials} per study)")

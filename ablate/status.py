@@ -1,0 +1,152 @@
+"""``ablate status experiment=NAME``: how far a study's sweep has got, read from its Optuna
+storage alone (so it works while the sweep runs, on sqlite or a server): per study the trials
+finished, pruned, diverged, failed and running of its n_trials, the best value so far; the
+experiment's pace over the last hour and the time left at that pace."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from ablate.errors import AblateError
+from ablate.report.scale import planned
+from ablate.report.store import describe, mlflow_experiment_name
+from ablate.search.storage import open_storage, storage_url
+from ablate.search.sweep import SURPLUS_ATTR, counts
+from ablate.search.trial import ERROR_ATTR
+from ablate.tracking import working_root
+
+HOUR = 3600.0
+COLUMNS = ("finished", "pruned", "diverged", "failed", "running")
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    name: str
+    states: dict[str, int]
+    n_trials: int | None
+    best: float | None
+    finished_at: list[float]  # end times of its trials, for the pace
+
+    @property
+    def done(self) -> int:
+        return sum(self.states[k] for k in COLUMNS if k != "running")
+
+
+def _state(trial: FrozenTrial) -> str | None:
+    """How a trial that fills a slot stands; None for one that does not (given back, surplus)."""
+    if SURPLUS_ATTR in trial.system_attrs or not counts(trial):
+        return None
+    if trial.state is TrialState.RUNNING:
+        return "running"
+    if trial.state is TrialState.PRUNED:
+        return "pruned"
+    if trial.system_attrs.get(ERROR_ATTR) == "diverged":
+        return "diverged"
+    return "failed" if trial.state is TrialState.FAIL else "finished"
+
+
+def progress(storage: BaseStorage, name: str, n_trials: int | None) -> StudyProgress:
+    study = optuna.load_study(study_name=name, storage=storage)
+    states = dict.fromkeys(COLUMNS, 0)
+    finished_at = []
+    for trial in study.get_trials(deepcopy=False):
+        state = _state(trial)
+        if state is None:
+            continue
+        states[state] += 1
+        if trial.datetime_complete is not None:
+            finished_at.append(trial.datetime_complete.timestamp())
+    complete = [
+        t.value
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.system_attrs.get(ERROR_ATTR) != "diverged"
+    ]
+    maximise = study.direction.name == "MAXIMIZE"
+    best = (max if maximise else min)(complete) if complete else None
+    return StudyProgress(name, states, n_trials, best, finished_at)
+
+
+def duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
+
+
+def summary(experiment: str, studies: list[StudyProgress], planned_total: int | None) -> str:
+    """One line: "greff2017: 1,234 of 5,400 trials, 3 running, ~5 h 10 min left"."""
+    done = sum(s.done for s in studies)
+    running = sum(s.states["running"] for s in studies)
+    now = time.time()
+    recent = sum(1 for s in studies for t in s.finished_at if now - t <= HOUR)
+    total = f" of {planned_total:,}" if planned_total else ""
+    line = f"{experiment}: {done:,}{total} trials, {running} running"
+    if planned_total and done >= planned_total:
+        return line + ", complete"
+    if planned_total and recent:
+        left = (planned_total - done) / recent * HOUR
+        return line + f", {recent} in the last hour, ~{duration(left)} left"
+    return line + (f", {recent} in the last hour" if recent else ", none finished in the last hour")
+
+
+def table(studies: list[StudyProgress]) -> str:
+    header = ["study", *COLUMNS, "of", "best"]
+    rows = [
+        [
+            s.name,
+            *(str(s.states[k]) for k in COLUMNS),
+            str(s.n_trials or "?"),
+            "" if s.best is None else f"{s.best:.4g}",
+        ]
+        for s in studies
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        pairs = enumerate(zip(row, widths, strict=True))
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in pairs)
+
+    return "\n".join(line(row) for row in [header, *rows])
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ablate status",
+        description="How far an experiment's sweep has got: trials per study, pace, time left. "
+        "Reads the Optuna storage only; safe while the sweep runs.",
+        epilog="example: ablate status experiment=greff2017",
+    )
+    parser.add_argument("assignment", metavar="experiment=NAME")
+    parser.add_argument("--root", help="folder holding optuna.db (default: here)")
+    parser.add_argument("--optuna-storage", help="Optuna storage URL (default: ROOT/optuna.db)")
+    args = parser.parse_args(argv)
+    key, sep, experiment = args.assignment.partition("=")
+    if not sep or key != "experiment" or not experiment:
+        parser.error(f"expected experiment=NAME, got {args.assignment!r}")
+    url = storage_url(args.optuna_storage, working_root(args.root))
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise AblateError(f"no Optuna storage at {url.removeprefix('sqlite:///')}: run a sweep "
+                          "there first, or give --root DIR or --optuna-storage URL")  # fmt: skip
+    storage = open_storage(url)
+    prefix = mlflow_experiment_name(experiment) + "/"
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage)
+                   if s.study_name.startswith(prefix))  # fmt: skip
+    if not names:
+        raise AblateError(
+            f"no study of experiment {experiment!r} in the Optuna storage ({describe(url)}): "
+            "check the name, or run its sweep first"
+        )
+    plan = planned(experiment)
+    n_trials = plan.get("hydra.sweeper.n_trials")
+    studies = [progress(storage, name, n_trials) for name in names]
+    total = n_trials * plan.get("studies", len(names)) if n_trials else None
+    print(table(studies))
+    print(summary(experiment, studies, total))
+    return 0
