@@ -23,6 +23,9 @@ from ablate.errors import AblateError
 log = logging.getLogger("ablate")
 
 PARENT_RUN_ENV = "ABLATE_MLFLOW_PARENT_RUN_ID"
+# MLflow 3's UI opens an experiment in its model-training view (runs, params, metrics) rather
+# than its GenAI view (traces, sessions, judges) when the experiment carries this tag.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 DEFAULT_STORE = "mlflow.db"
 ARTIFACTS = "mlartifacts"
 
@@ -76,11 +79,17 @@ def ensure_experiment(uri: str, name: str, root: str | Path | None) -> str:
         if experiment is not None:
             if experiment.lifecycle_stage == "deleted":
                 mlflow_client.restore_experiment(experiment.experiment_id)
+            if experiment.tags.get(EXPERIMENT_KIND[0]) is None:
+                mlflow_client.set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
             return str(experiment.experiment_id)
         location = None
         if uri.startswith("sqlite:"):
             location = (working_root(root) / ARTIFACTS).as_uri()
-        return str(mlflow_client.create_experiment(name, artifact_location=location))
+        return str(
+            mlflow_client.create_experiment(
+                name, artifact_location=location, tags=dict([EXPERIMENT_KIND])
+            )
+        )
 
     try:
         with sqlite_creation_lock(uri):

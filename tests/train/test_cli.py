@@ -52,6 +52,9 @@ def test_single_run_is_fully_tracked(tmp_path):
     assert any(k.startswith("rnn.layers.0.weight_hh") for k in state)
     png = client.download_artifacts(run.info.run_id, "learning_curve.png", str(tmp_path))
     assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # MLflow's UI shows the experiment in its model-training view, not the GenAI one
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_multirun_groups_jobs_under_one_parent(tmp_path):
