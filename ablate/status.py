@@ -19,11 +19,12 @@ from ablate.report.scale import planned
 from ablate.report.store import describe, mlflow_experiment_name
 from ablate.search.storage import open_storage, storage_url
 from ablate.search.sweep import SURPLUS_ATTR, counts
-from ablate.search.trial import ERROR_ATTR
+from ablate.search.trial import ERROR_ATTR, MLFLOW_RUN_ATTR
 from ablate.tracking import working_root
 
 HOUR = 3600.0
-COLUMNS = ("finished", "pruned", "diverged", "failed", "running")
+COLUMNS = ("finished", "pruned", "diverged", "failed", "running", "queued")
+PENDING = ("running", "queued")
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class StudyProgress:
 
     @property
     def done(self) -> int:
-        return sum(self.states[k] for k in COLUMNS if k != "running")
+        return sum(self.states[k] for k in COLUMNS if k not in PENDING)
 
 
 def _state(trial: FrozenTrial) -> str | None:
@@ -44,7 +45,8 @@ def _state(trial: FrozenTrial) -> str | None:
     if SURPLUS_ATTR in trial.system_attrs or not counts(trial):
         return None
     if trial.state is TrialState.RUNNING:
-        return "running"
+        # Asked in a launch batch but not yet started by a worker: no MLflow run attached yet.
+        return "running" if MLFLOW_RUN_ATTR in trial.system_attrs else "queued"
     if trial.state is TrialState.PRUNED:
         return "pruned"
     if trial.system_attrs.get(ERROR_ATTR) == "diverged":
@@ -81,7 +83,7 @@ def duration(seconds: float) -> str:
 
 
 def summary(experiment: str, studies: list[StudyProgress], planned_total: int | None) -> str:
-    """One line: "greff2017: 1,234 of 5,400 trials, 3 running, ~5 h 10 min left"."""
+    """One line: "greff2017: 1,234 of 5,400 trials, 2 running, ~5 h 10 min left"."""
     done = sum(s.done for s in studies)
     running = sum(s.states["running"] for s in studies)
     now = time.time()

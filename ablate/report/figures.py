@@ -305,11 +305,11 @@ def weiss(runs: pd.DataFrame, folder: Path) -> list[Path]:
                 jitter = rng.uniform(-0.15, 0.15, len(rows))
                 ax.scatter(
                     p + jitter,
-                    rows["test_strict_limit"],
+                    rows["test_counting_limit"],
                     color="C0",
                     s=22,
                     zorder=3,
-                    label="strict" if p == 0 else None,
+                    label="counting rule" if p == 0 else None,
                 )
                 ax.scatter(
                     p + jitter,
@@ -320,11 +320,21 @@ def weiss(runs: pd.DataFrame, folder: Path) -> list[Path]:
                     zorder=3,
                     label="Weiss rule" if p == 0 else None,
                 )
+                ax.scatter(
+                    p + jitter,
+                    rows["test_strict_limit"],
+                    marker="x",
+                    color="C2",
+                    s=22,
+                    zorder=3,
+                    label="strict" if p == 0 else None,
+                )
             n_train = float(mine["task.n_train"].max())
             ax.axhline(n_train, color="0.4", ls="--", lw=1, label="n_train")
             ax.axhline(2 * n_train, color="0.4", ls=":", lw=1, label="2 x n_train")
             ax.set_xticks(range(len(cells)), cells)
             ax.set_ylabel("test limit: largest n accepted")
+            ax.set_yscale("symlog", linthresh=10)
             ax.set_title(f"{language}: how far each run counts (higher is better)", fontsize=10)
             ax.legend(fontsize=8)
         fig.suptitle("Weiss et al.: generalisation limits on the counting languages, per run")

@@ -11,8 +11,8 @@ def test_status_counts_the_trials_of_each_study(tmp_path):
     result = run_ablate("status", "experiment=default", cwd=tmp_path)
     header, row, line = result.stdout.strip().splitlines()
     assert header.split() == ["study", "finished", "pruned", "diverged", "failed", "running",
-                              "of", "best"]  # fmt: skip
-    assert row.split()[:6] == ["default/nig/digits", "2", "0", "0", "0", "0"]
+                              "queued", "of", "best"]  # fmt: skip
+    assert row.split()[:7] == ["default/nig/digits", "2", "0", "0", "0", "0", "0"]
     assert line == "default: 2 trials, 0 running, 2 in the last hour"
 
 

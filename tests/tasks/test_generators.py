@@ -173,9 +173,10 @@ def test_counting_acceptance_rule(make_task):
     task = make_task("counting")  # n_train 6, n_max 16
     perfect = task.evaluate(_counting_oracle(task), "test", 5)
     assert perfect["generalisation_limit"] == 16 and perfect["strict_limit"] == 16
-    assert perfect["accept_at_2x"] == 1.0
+    assert perfect["counting_limit"] == 16 and perfect["accept_at_2x"] == 1.0
     failing = task.evaluate(_counting_oracle(task, frozenset(range(10, 17))), "test", 5)
     assert failing["generalisation_limit"] == 9 and failing["strict_limit"] == 9
+    assert failing["counting_limit"] == 9
     assert failing["accept_at_2x"] == 0.0  # n = 12 rejected
     gap = task.evaluate(_counting_oracle(task, frozenset({14})), "test", 5)
     assert gap["generalisation_limit"] == 13 and gap["accept_at_2x"] == 1.0
@@ -187,6 +188,24 @@ def test_counting_uniform_model_passes_weiss_but_not_strict(make_task):
     task = make_task("counting")
     uniform = task.evaluate(_counting_oracle(task, spread=1e6), "test", 16)
     assert uniform["generalisation_limit"] == 16 and uniform["strict_limit"] == 0
+
+
+def test_a_predictor_that_knows_nothing_passes_weiss_but_not_the_counting_rule(make_task):
+    task = make_task("counting")
+
+    def flat(batch, state):  # the same probability for every symbol, everywhere
+        return torch.zeros((*batch.mask.shape, len(task.vocabulary))), state
+
+    knows_nothing = task.evaluate(flat, "test", 16)
+    assert knows_nothing["generalisation_limit"] == 16
+    assert knows_nothing["counting_limit"] == 0 and knows_nothing["strict_limit"] == 0
+
+
+def test_a_counter_with_a_little_spread_passes_the_counting_rule_not_the_strict_one(make_task):
+    task = make_task("counting")
+    sloppy = task.evaluate(_counting_oracle(task, spread=0.02), "test", 16)
+    assert sloppy["generalisation_limit"] == 16 and sloppy["counting_limit"] == 16
+    assert sloppy["strict_limit"] == 0
 
 
 def test_leading_run():
