@@ -7,10 +7,17 @@ rerun of the same command runs only what is missing, and workers started with th
 command split the work. A trial whose worker died (same host: its process is gone; anywhere:
 its heartbeat is older than ``grace_period``) is marked FAILED, its MLflow run closed, and its
 parameters queued again, so the retry resumes from the job's checkpoint.
+
+Sweeps of one study at once (workers) share one MLflow parent run: the sweep that creates the
+study makes it and records it in the study; the others wait for it. On a store in a file
+(sqlite, journal), the sweeps of one host take turns to ask trials, under a lock beside it, so
+a study full at last is never asked for more.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -18,7 +25,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,16 +41,27 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from ablate.errors import AblateError
 from ablate.search.samplers import build_pruner, build_sampler
 from ablate.search.space import Dimension, parse_space
-from ablate.search.storage import open_storage, storage_url
-from ablate.search.trial import ERROR_ATTR, MLFLOW_RUN_ATTR, JobOutcome
+from ablate.search.storage import JOURNAL, open_storage, storage_url
+from ablate.search.trial import (
+    BEAT_ATTR,
+    ERROR_ATTR,
+    HOST_ATTR,
+    MLFLOW_RUN_ATTR,
+    PID_ATTR,
+    JobOutcome,
+    process_alive,
+    sweep_gone,
+)
 from ablate.tasks import task_class
-from ablate.tracking import TrackedRun, client, ensure_experiment, tracking_uri
+from ablate.tracking import TrackedRun, client, ensure_experiment, redact, tracking_uri
 
 log = logging.getLogger("ablate")
 
-HOST_ATTR, PID_ATTR, BEAT_ATTR = "ablate:host", "ablate:pid", "ablate:heartbeat"
-SURPLUS_ATTR, RETRY_ATTR = "ablate:surplus", "ablate:retry_of"
+SURPLUS_ATTR = "ablate:surplus"  # trials asked of a full study by earlier versions: not shown
+RETRY_ATTR = "ablate:retry_of"
 GIVEN_BACK_ATTR = "ablate:given_back"  # why a trial that did not finish was ended
+PARENT_ATTR = "ablate:mlflow_parent_run_id"  # a study's system attr: its MLflow parent run
+PARENT_WAIT = 60.0  # seconds a sweep waits for the sweep that created its study to make the parent
 
 
 def counts(trial: FrozenTrial) -> bool:
@@ -101,6 +119,7 @@ class StudySlot:
     study_id: int
     n_trials: int
     experiment_id: str
+    created: bool = False  # this sweep created the study, so it makes the parent run
     parent: TrackedRun | None = None
     launched: list[int] = field(default_factory=list)
 
@@ -202,6 +221,7 @@ class Sweep:
                 self.uri, str(job.tracking.experiment), job.tracking.root
             )
             existing = _existing_trials(self.storage, name)
+            created = _create_study(self.storage, name, direction)
             study = optuna.create_study(
                 storage=self.storage,
                 study_name=name,
@@ -228,6 +248,7 @@ class Sweep:
                     self.storage.get_study_id_from_name(name),
                     n_trials,
                     experiment_id,
+                    created,
                 )
             )
         return slots
@@ -239,8 +260,9 @@ class Sweep:
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        waiting_until = time.monotonic() + PARENT_WAIT
         for slot in slots:
-            slot.parent = self._parent_run(slot)
+            slot.parent = self._parent_run(slot, waiting_until)
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
         status = "FAILED"
@@ -285,22 +307,42 @@ class Sweep:
         return batch
 
     def _ask(self, slot: StudySlot) -> Trial | None:
-        trial = slot.study.ask({d.key: d.distribution for d in self.space})
-        tid = trial._trial_id
-        for key, value in (
-            (HOST_ATTR, socket.gethostname()),
-            (PID_ATTR, os.getpid()),
-            (BEAT_ATTR, time.time()),
-        ):
-            self.storage.set_trial_system_attr(tid, key, value)
-        ahead = [t for t in slot.counted() if t.number < trial.number]
-        if len(ahead) >= slot.n_trials:  # another worker took the last slot meanwhile
-            self.storage.set_trial_system_attr(tid, SURPLUS_ATTR, True)
-            slot.study.tell(trial, state=TrialState.FAIL)
-            return None
+        """A trial, unless the study is full. Under the store's lock, so that two sweeps never
+        take its last place both; without one (a database server), a trial that finds the
+        study full once asked goes back to the queue (WAITING, with its parameters), for a
+        later sweep with a larger n_trials: nothing a user would take for a failure."""
+        with self._store_lock():
+            if slot.remaining() <= 0:
+                return None
+            trial = slot.study.ask({d.key: d.distribution for d in self.space})
+            tid = trial._trial_id
+            for key, value in (
+                (HOST_ATTR, socket.gethostname()),
+                (PID_ATTR, os.getpid()),
+                (BEAT_ATTR, time.time()),
+            ):
+                self.storage.set_trial_system_attr(tid, key, value)
+            ahead = [t for t in slot.counted() if t.number < trial.number]
+            if len(ahead) >= slot.n_trials:  # another sweep took the last place meanwhile
+                self.storage.set_trial_state_values(tid, TrialState.WAITING)
+                return None
         with self._lock:
             self.in_flight[tid] = slot.study_id
         return trial
+
+    @contextlib.contextmanager
+    def _store_lock(self) -> Iterator[None]:
+        """Across the processes of this host: a lock file beside a sqlite or journal store."""
+        path = _lock_file(self.storage_url)
+        if path is None:
+            yield
+            return
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _overrides(self, slot: StudySlot, trial: Trial) -> list[str]:
         params = [dim.override(trial.params[dim.key]) for dim in self.space]
@@ -350,12 +392,16 @@ class Sweep:
         tid = trial._trial_id
         with self._lock:
             self.in_flight.pop(tid, None)
-        frozen = self.storage.get_trial(tid)
-        if frozen.state is not TrialState.RUNNING:
-            return
-        self.storage.set_trial_system_attr(tid, GIVEN_BACK_ATTR, reason)
-        self.storage.set_trial_state_values(tid, TrialState.FAIL)
-        slot.study.enqueue_trial(frozen.params, user_attrs={RETRY_ATTR: frozen.number})
+        with self._store_lock():  # one sweep gives a trial back, once
+            frozen = self.storage.get_trial(tid)
+            if frozen.state is not TrialState.RUNNING:
+                return
+            try:
+                self.storage.set_trial_system_attr(tid, GIVEN_BACK_ATTR, reason)
+                self.storage.set_trial_state_values(tid, TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                return  # its job ended it meanwhile: it counts, once
+            slot.study.enqueue_trial(frozen.params, user_attrs={RETRY_ATTR: frozen.number})
         run_id = frozen.system_attrs.get(MLFLOW_RUN_ATTR)
         if run_id:
             run = TrackedRun(self.uri, str(run_id))
@@ -378,7 +424,7 @@ class Sweep:
                 return False
         pid = attrs.get(PID_ATTR)
         if attrs.get(HOST_ATTR) == socket.gethostname() and isinstance(pid, int):
-            return not _alive(pid) or pid == os.getpid()
+            return not process_alive(pid) or pid == os.getpid()
         started = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
         beat = float(attrs.get(BEAT_ATTR, started))
         return time.time() - beat > self.settings.grace_period
@@ -418,9 +464,33 @@ class Sweep:
                 f"last error: {last}"
             )
 
-    def _parent_run(self, slot: StudySlot) -> TrackedRun:
-        """One parent run per study, found again when the sweep is resumed."""
-        found = client(self.uri).search_runs(
+    def _parent_run(self, slot: StudySlot, waiting_until: float) -> TrackedRun:
+        """The study's one parent run, whatever the number of sweeps working on it: made by
+        the sweep that created the study, and recorded in it; found again on a resume."""
+        mlflow = client(self.uri)
+        while True:
+            attrs = self.storage.get_study_system_attrs(slot.study_id)
+            run_id = attrs.get(PARENT_ATTR)
+            if run_id:
+                try:
+                    alive = mlflow.get_run(str(run_id)).info.lifecycle_stage == "active"
+                except Exception:  # noqa: BLE001 - another store's run, or purged
+                    alive = False
+                if alive:
+                    run = TrackedRun(self.uri, str(run_id))
+                    run.reopen()
+                    return run
+                break  # the user deleted it: a new one
+            if (
+                slot.created
+                or sweep_gone(attrs)  # the sweep that created the study died
+                # Trials without a parent recorded: an earlier version of ablate asked them.
+                or self.storage.get_all_trials(slot.study_id, deepcopy=False)
+                or time.monotonic() > waiting_until
+            ):
+                break
+            time.sleep(0.2)  # the sweep that created the study is making it (then trials)
+        found = mlflow.search_runs(  # the parent of an earlier version of ablate
             [slot.experiment_id],
             filter_string=(f"tags.`ablate.kind` = 'study' and tags.`optuna.study` = '{slot.name}'"),
             max_results=1,
@@ -428,20 +498,22 @@ class Sweep:
         if found:
             run = TrackedRun(self.uri, found[0].info.run_id)
             run.reopen()
-            return run
-        return TrackedRun.create(
-            self.uri,
-            slot.experiment_id,
-            name=f"study {slot.name}",
-            tags={
-                "ablate.kind": "study",
-                "optuna.study": slot.name,
-                "optuna.storage": _redact(self.storage_url),
-                "study": str(self.config.study),
-                "direction": slot.direction,
-                "hydra.sweep_dir": str(self.config.hydra.sweep.dir),
-            },
-        )
+        else:
+            run = TrackedRun.create(
+                self.uri,
+                slot.experiment_id,
+                name=f"study {slot.name}",
+                tags={
+                    "ablate.kind": "study",
+                    "optuna.study": slot.name,
+                    "optuna.storage": redact(self.storage_url),
+                    "study": str(self.config.study),
+                    "direction": slot.direction,
+                    "hydra.sweep_dir": str(self.config.hydra.sweep.dir),
+                },
+            )
+        self.storage.set_study_system_attr(slot.study_id, PARENT_ATTR, run.run_id)
+        return run
 
     def _summarise(self, slot: StudySlot, sweep_dir: Path, status: str) -> dict[str, Any]:
         trials = slot.study.get_trials(deepcopy=False)
@@ -581,24 +653,35 @@ def _grid_size(space: Sequence[Dimension]) -> int:
     return size
 
 
+def _create_study(storage: BaseStorage, name: str, direction: str) -> bool:
+    """Create the study if it does not exist; whether this process did (the claim that makes
+    it the one to create the study's MLflow parent run). Its host and pid are recorded, so
+    that other sweeps do not wait for a parent run from a sweep that died."""
+    directions = [optuna.study.StudyDirection[direction.upper()]]
+    try:
+        study_id = storage.create_new_study(directions, name)
+    except optuna.exceptions.DuplicatedStudyError:
+        return False
+    storage.set_study_system_attr(study_id, HOST_ATTR, socket.gethostname())
+    storage.set_study_system_attr(study_id, PID_ATTR, os.getpid())
+    return True
+
+
+def _lock_file(url: str) -> Path | None:
+    """Where the sweeps of one host lock a store: beside a sqlite file (the lock ablate
+    takes to create it) or a journal file; None for a database server."""
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+        return path.with_name(path.name + ".lock")
+    if url.startswith(JOURNAL):
+        path = Path(url.removeprefix(JOURNAL))
+        return path.with_name(path.name + ".ablate-lock")  # .lock is Optuna's own
+    return None
+
+
 def _existing_trials(storage: BaseStorage, name: str) -> int:
     try:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return 0
     return len(storage.get_all_trials(study_id, deepcopy=False))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _redact(url: str) -> str:
-    """No passwords in MLflow tags."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)

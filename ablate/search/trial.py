@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +14,12 @@ import optuna
 from ablate.search.samplers import build_pruner
 from ablate.search.storage import open_storage
 
+log = logging.getLogger("ablate")
+
 MLFLOW_RUN_ATTR = "ablate:mlflow_run_id"
 ERROR_ATTR = "ablate:error"  # why a trial failed, or "diverged"
+# Set by the sweep that asked the trial: where it runs, and a heartbeat for other hosts.
+HOST_ATTR, PID_ATTR, BEAT_ATTR = "ablate:host", "ablate:pid", "ablate:heartbeat"
 
 
 class Pruned(Exception):
@@ -45,18 +52,57 @@ class TrialReporter:
         """Lets the sweeper close this job's MLflow run if the job's process dies."""
         self.storage.set_trial_system_attr(self.trial_id, MLFLOW_RUN_ATTR, run_id)
 
-    def finish(self, outcome: JobOutcome) -> None:
+    def finish(self, outcome: JobOutcome) -> bool:
         """End the trial with the job's outcome, as soon as the job ends rather than when the
         sweeper's batch returns: its value; pruned (Optuna keeps the last reported value); or
-        diverged, flagged, with the task's worst value so that it ranks last."""
-        if outcome.state == "pruned":
-            self.study.tell(self.trial, state=optuna.trial.TrialState.PRUNED)
-            return
-        if outcome.state == "diverged":
-            self.storage.set_trial_system_attr(self.trial_id, ERROR_ATTR, "diverged")
-        self.study.tell(self.trial, outcome.value)
+        diverged, flagged, with the task's worst value so that it ranks last.
+
+        Not when the sweep that asked the trial is gone: the next sweep gives such a trial
+        back and runs its parameters again (from this job's checkpoint, so at no cost), and
+        the trial must not count twice. Nor when it was given back already. Returns whether
+        the trial was ended here."""
+        frozen = self.storage.get_trial(self.trial_id)
+        if frozen.state.is_finished() or sweep_gone(frozen.system_attrs):
+            log.warning(
+                "trial %d: not recorded: %s",
+                self.number,
+                "it was given back" if frozen.state.is_finished() else "its sweep is gone",
+            )
+            return False
+        try:
+            if outcome.state == "pruned":
+                self.study.tell(
+                    self.trial, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True
+                )
+                return True
+            if outcome.state == "diverged":
+                self.storage.set_trial_system_attr(self.trial_id, ERROR_ATTR, "diverged")
+            self.study.tell(self.trial, outcome.value, skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:  # given back meanwhile
+            log.warning("trial %d: not recorded: it was given back", self.number)
+            return False
+        return True
 
     def report(self, value: float, epoch: int) -> None:
         self.trial.report(value, step=epoch)
         if self.trial.should_prune():
             raise Pruned(f"pruned by the study's pruner after epoch {epoch}")
+
+
+def sweep_gone(attrs: Mapping[str, Any]) -> bool:
+    """Whether the sweep that asked a trial (its system attrs) is known to be gone: it ran on
+    this host and its process has ended. (On another host, its heartbeat tells.)"""
+    pid = attrs.get(PID_ATTR)
+    if attrs.get(HOST_ATTR) != socket.gethostname() or not isinstance(pid, int):
+        return False
+    return not process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,4 +1,5 @@
-"""Hydra callback: create the MLflow store, experiment and a multirun's parent run up front.
+"""Hydra callback: create the MLflow store, experiment and a multirun's parent run up front;
+and make the jobs that a launcher runs in worker processes die with their sweep.
 
 It runs in the launching process before any job, so parallel jobs never race to create the
 sqlite schema or the experiment, and every job of a multirun hangs under one parent run. A
@@ -9,8 +10,15 @@ ablate's own sweeper does this itself (after checking its search space), per stu
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
+import logging
 import os
+import signal
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ablate.errors import AblateError
 from ablate.tracking import PARENT_RUN_ENV, TrackedRun, ensure_experiment, tracking_uri
 
+log = logging.getLogger("ablate")
+
+SWEEP_PID_ENV = "ABLATE_SWEEP_PID"  # the process that launches a multirun's jobs
+
 
 class MlflowCallback(Callback):
     def __init__(self) -> None:
@@ -28,8 +40,16 @@ class MlflowCallback(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _writable(str(config.hydra.run.dir))
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = os.environ.get(SWEEP_PID_ENV, "")
+        # A worker process that the sweep started itself (a pool's); not a cluster's job.
+        if sweep.isdigit() and int(sweep) != os.getpid() and (_gone or os.getppid() == int(sweep)):
+            die_with_sweep(int(sweep))
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _writable(str(config.hydra.sweep.dir))
+        # Inherited by the worker processes a launcher starts (joblib's loky pool).
+        os.environ[SWEEP_PID_ENV] = str(os.getpid())
         if str(config.hydra.sweeper.get("_target_", "")).endswith("AblateSweeper"):
             return
         experiment_id = self._experiment(config)
@@ -97,3 +117,91 @@ def _writable(folder: str) -> None:
 
 def _uri(config: DictConfig) -> str:
     return tracking_uri(config.tracking.uri, config.tracking.root)
+
+
+class SweepGone(KeyboardInterrupt):
+    """Raised in a job whose sweep process is gone: the job ends as on Ctrl-C (its MLflow run
+    KILLED; its Optuna trial left RUNNING, for the next sweep to give back and run again)."""
+
+
+_gone: Callable[[], bool] | None = None  # whether this worker's sweep is gone
+# Seconds: how often a worker looks for its sweep; how long its job may take to end then
+# (more than MLflow's 20 s wait for a busy sqlite store, so the job can close its run).
+POLL, GRACE = 0.2, 30.0
+
+
+def die_with_sweep(sweep_pid: int) -> None:
+    """End this worker process when the sweep that launched it is gone (e.g. SIGKILLed): an
+    orphan would hold the stores open, go on training, and could finish a trial that the
+    next sweep runs again. Called as each job starts.
+
+    A thread watches the parent pid (an orphan is re-parented); when the sweep is gone,
+    SweepGone is raised in the job, the job's own child processes are stopped, and the
+    process exits as soon as the job has ended (closing its MLflow run), or GRACE seconds
+    later whatever it is doing; at once between jobs (a loky worker would wait for work
+    forever), and before a job that was queued for it (loky sends a worker its next job
+    ahead). Not PR_SET_PDEATHSIG: it fires when the parent
+    *thread* that forked the worker ends, and loky starts workers from its manager thread
+    too.
+    """
+    global _gone
+    if _gone is None:
+        _gone = _watch(sweep_pid)
+    if _gone():
+        log.error("the sweep (pid %d) that queued this job is gone: not starting it", sweep_pid)
+        os._exit(1)
+
+
+def _watch(sweep_pid: int) -> Callable[[], bool]:
+    def gone() -> bool:
+        return os.getppid() != sweep_pid
+
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def watch() -> None:
+        while not gone():
+            time.sleep(POLL)
+        if _in_job(main):
+            log.error("the sweep (pid %d) that launched this job is gone: stopping", sweep_pid)
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(main), ctypes.py_object(SweepGone)
+            )
+        # The job's own children (a kernel build's compilers): the job, waiting for them,
+        # hears SweepGone when they end, and its `finally` blocks run (the build's lock file).
+        _stop_children()
+        deadline = time.monotonic() + GRACE
+        while _in_job(main) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ablate-sweep-watch", daemon=True).start()
+    return gone
+
+
+def _in_job(thread: int) -> bool:
+    """Whether the thread is running a job: Hydra's run_job is on its stack."""
+    from hydra.core.utils import run_job
+
+    frame = sys._current_frames().get(thread)
+    while frame is not None:
+        if frame.f_code is run_job.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _stop_children(grace: float = 3.0) -> None:
+    import psutil
+
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.send_signal(signum)
+        _, children = psutil.wait_procs(children, timeout=grace)
+        if not children:
+            return

@@ -192,7 +192,7 @@ def test_ctrl_c_ends_the_run_killed(tmp_path):
         ("model.hiden_size=8", "Key 'hiden_size' is not in struct"),
         ("model.hidden_size=-4", "model.hidden_size must be a positive integer"),
         ("model.hidden_size=abc", "model.hidden_size must be a positive integer"),
-        ("optim.lr=0", "optim.lr must be > 0"),
+        ("optim.lr=0", "optim.lr must be a finite number > 0, got 0"),
         ("trainer.max_epochs=0", "trainer.max_epochs must be a positive integer"),
     ],
 )
