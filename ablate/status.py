@@ -18,8 +18,7 @@ from ablate.errors import AblateError
 from ablate.report.scale import planned
 from ablate.report.store import describe, mlflow_experiment_name
 from ablate.search.storage import open_storage, storage_url
-from ablate.search.sweep import SURPLUS_ATTR, counts
-from ablate.search.trial import ERROR_ATTR, MLFLOW_RUN_ATTR
+from ablate.search.trial import ERROR_ATTR, MLFLOW_RUN_ATTR, SURPLUS_ATTR, counts
 from ablate.tracking import working_root
 
 HOUR = 3600.0
@@ -33,7 +32,7 @@ class StudyProgress:
     states: dict[str, int]
     n_trials: int | None
     best: float | None
-    finished_at: list[float]  # end times of its trials, for the pace
+    spans: list[tuple[float, float]]  # start and end times of its ended trials, for the pace
 
     @property
     def done(self) -> int:
@@ -57,14 +56,14 @@ def _state(trial: FrozenTrial) -> str | None:
 def progress(storage: BaseStorage, name: str, n_trials: int | None) -> StudyProgress:
     study = optuna.load_study(study_name=name, storage=storage)
     states = dict.fromkeys(COLUMNS, 0)
-    finished_at = []
+    spans = []
     for trial in study.get_trials(deepcopy=False):
         state = _state(trial)
         if state is None:
             continue
         states[state] += 1
-        if trial.datetime_complete is not None:
-            finished_at.append(trial.datetime_complete.timestamp())
+        if trial.datetime_start is not None and trial.datetime_complete is not None:
+            spans.append((trial.datetime_start.timestamp(), trial.datetime_complete.timestamp()))
     complete = [
         t.value
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -72,7 +71,7 @@ def progress(storage: BaseStorage, name: str, n_trials: int | None) -> StudyProg
     ]
     maximise = study.direction.name == "MAXIMIZE"
     best = (max if maximise else min)(complete) if complete else None
-    return StudyProgress(name, states, n_trials, best, finished_at)
+    return StudyProgress(name, states, n_trials, best, spans)
 
 
 def duration(seconds: float) -> str:
@@ -87,13 +86,17 @@ def summary(experiment: str, studies: list[StudyProgress], planned_total: int | 
     done = sum(s.done for s in studies)
     running = sum(s.states["running"] for s in studies)
     now = time.time()
-    recent = sum(1 for s in studies for t in s.finished_at if now - t <= HOUR)
+    recent_spans = [(a, b) for s in studies for a, b in s.spans if now - b <= HOUR]
+    recent = len(recent_spans)
+    # The pace over the last hour, or since the first of those trials started if that is
+    # later (a sweep younger than an hour).
+    window = min(HOUR, now - min(a for a, _ in recent_spans)) if recent_spans else HOUR
     total = f" of {planned_total:,}" if planned_total else ""
     line = f"{experiment}: {done:,}{total} trials, {running} running"
     if planned_total and done >= planned_total:
         return line + ", complete"
     if planned_total and recent:
-        left = (planned_total - done) / recent * HOUR
+        left = (planned_total - done) / recent * window
         return line + f", {recent} in the last hour, ~{duration(left)} left"
     return line + (f", {recent} in the last hour" if recent else ", none finished in the last hour")
 

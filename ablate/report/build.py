@@ -12,6 +12,7 @@ import pandas as pd
 
 from ablate.archive.cli import ARCHIVE_FILE
 from ablate.errors import AblateError
+from ablate.progress import bar
 from ablate.report import figures, greff, hyper, jozefowicz, scale, tables, verdicts, weiss
 from ablate.report.runs import histories, load_jobs, load_studies
 from ablate.report.store import Source, describe, optuna_url
@@ -174,7 +175,7 @@ def _hyper(
     )
     storage = open_storage(storage_url) if storage_url else None
     tasks = sorted(t for t in jobs["task"].unique() if t != greff.WEISS_TASK)
-    found = [hyper.analyse(storage, jobs, task, o.seed) for task in tasks]
+    found = [hyper.analyse(storage, jobs, task, o.seed) for task in bar(tasks, "fANOVA per task")]
     done = [a for a in found if not a.skipped]
     if done:
         w.text(

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from ablate.errors import AblateError
+from ablate.progress import bar
 from ablate.report.store import Source
 
 # Hyperparameters the analyses read, as the job received them (config keys).
@@ -79,7 +80,7 @@ def _number(text: str | None) -> float:
 def load_jobs(source: Source) -> pd.DataFrame:
     """One row per job run, sorted by experiment, task, cell, start time and trial."""
     rows = []
-    for run in _search(source, "job"):
+    for run in bar(_search(source, "job"), "read runs"):
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
         metric = tags.get("metric", "")
         trial = tags.get("optuna.trial")

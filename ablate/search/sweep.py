@@ -39,6 +39,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ablate.errors import AblateError
+from ablate.progress import StudyBars
 from ablate.search.samplers import build_pruner, build_sampler
 from ablate.search.space import Dimension, parse_space
 from ablate.search.storage import JOURNAL, open_storage, storage_url
@@ -48,29 +49,22 @@ from ablate.search.trial import (
     HOST_ATTR,
     MLFLOW_RUN_ATTR,
     PID_ATTR,
+    SURPLUS_ATTR,
     JobOutcome,
+    counts,
     process_alive,
     sweep_gone,
 )
+from ablate.status import progress, summary
 from ablate.tasks import task_class
 from ablate.tracking import TrackedRun, client, ensure_experiment, redact, tracking_uri
 
 log = logging.getLogger("ablate")
 
-SURPLUS_ATTR = "ablate:surplus"  # trials asked of a full study by earlier versions: not shown
 RETRY_ATTR = "ablate:retry_of"
 GIVEN_BACK_ATTR = "ablate:given_back"  # why a trial that did not finish was ended
 PARENT_ATTR = "ablate:mlflow_parent_run_id"  # a study's system attr: its MLflow parent run
 PARENT_WAIT = 60.0  # seconds a sweep waits for the sweep that created its study to make the parent
-
-
-def counts(trial: FrozenTrial) -> bool:
-    """Whether a trial fills one of a study's n_trials: finished (a job that raised or
-    diverged included, so it is not retried forever) or running. Trials given back by a dead
-    or interrupted worker do not: their parameters run again."""
-    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
-        return True
-    return trial.state is TrialState.FAIL and ERROR_ATTR in trial.system_attrs
 
 
 @dataclass(frozen=True)
@@ -281,17 +275,28 @@ class Sweep:
         return summaries
 
     def _loop(self, slots: list[StudySlot]) -> None:
-        while True:
-            for slot in slots:
-                self._reap(slot)
-            batch = self._ask_batch(slots)
-            if not batch:
-                if any(self._running_elsewhere(slot) for slot in slots):
-                    time.sleep(min(self.settings.heartbeat_interval, 5.0))
-                    continue
-                return
-            self._launch(batch)
-            self._check_failure_rate(slots)
+        with StudyBars({slot.name: slot.n_trials for slot in slots}) as bars:
+            bars.update(self._progress(slots))
+            while True:
+                for slot in slots:
+                    self._reap(slot)
+                batch = self._ask_batch(slots)
+                if not batch:
+                    if any(self._running_elsewhere(slot) for slot in slots):
+                        time.sleep(min(self.settings.heartbeat_interval, 5.0))
+                        continue
+                    return
+                self._launch(batch)
+                bars.update(self._progress(slots))
+                self._check_failure_rate(slots)
+
+    def _progress(self, slots: list[StudySlot]) -> dict[str, int]:
+        """Log where the sweep stands, as `ablate status` says it, after each launch (workers
+        elsewhere included: it reads the study); trials done per study, for the bars."""
+        studies = [progress(self.storage, slot.name, slot.n_trials) for slot in slots]
+        experiment = str(self.config.tracking.experiment)
+        log.info(summary(experiment, studies, sum(slot.n_trials for slot in slots)))
+        return {study.name: study.done for study in studies}
 
     def _ask_batch(self, slots: list[StudySlot]) -> list[tuple[StudySlot, Trial]]:
         """Up to batch_size trials, taken from the studies in turn so a batch mixes them."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from ablate.search.samplers import build_pruner
 from ablate.search.storage import open_storage
@@ -20,6 +21,17 @@ MLFLOW_RUN_ATTR = "ablate:mlflow_run_id"
 ERROR_ATTR = "ablate:error"  # why a trial failed, or "diverged"
 # Set by the sweep that asked the trial: where it runs, and a heartbeat for other hosts.
 HOST_ATTR, PID_ATTR, BEAT_ATTR = "ablate:host", "ablate:pid", "ablate:heartbeat"
+SURPLUS_ATTR = "ablate:surplus"  # trials asked of a full study by earlier versions: not shown
+
+
+def counts(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial fills one of a study's n_trials: finished (a job that raised or
+    diverged included, so it is not retried forever) or running. Trials given back by a dead
+    or interrupted worker do not: their parameters run again."""
+    state = trial.state
+    if state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+        return True
+    return state is TrialState.FAIL and ERROR_ATTR in trial.system_attrs
 
 
 class Pruned(Exception):

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import struct
+import subprocess
+import termios
+
 from tests.conftest import run_ablate
-from tests.sweeps import sweep, write_conf
+from tests.sweeps import sweep, sweep_command, write_conf
 
 
 def test_status_counts_the_trials_of_each_study(tmp_path):
@@ -30,3 +36,44 @@ def test_status_without_a_storage_is_one_line_and_creates_none(tmp_path):
     result = run_ablate("status", "experiment=greff2017", cwd=tmp_path, check=False)
     assert result.returncode == 1 and "no Optuna storage at" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _status_lines(output: str) -> list[str]:
+    return [line.split("] ")[-1] for line in output.splitlines() if " trials, " in line]
+
+
+def test_the_sweep_logs_where_it_stands_after_each_launch(tmp_path):
+    """One line per launch, as `ablate status` says it; no bar in a log."""
+    result = sweep(write_conf(tmp_path), tmp_path, "hydra.sweeper.n_trials=3")
+    lines = _status_lines(result.stdout + result.stderr)
+    assert lines[0] == "default: 0 of 3 trials, 0 running, none finished in the last hour"
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        "default: 1 of 3 trials", "default: 2 of 3 trials", "default: 3 of 3 trials"
+    ]  # fmt: skip
+    assert lines[1].endswith("1 in the last hour, ~" + lines[1].rsplit("~", 1)[1])
+    assert lines[-1] == "default: 3 of 3 trials, 0 running, complete"
+    assert "\r" not in result.stderr and "trial/s" not in result.stderr
+
+
+def test_a_sweep_on_a_terminal_draws_its_progress(tmp_path):
+    """On a terminal: a bar of trials done of the total, above it the log lines."""
+    main, secondary = os.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # rows, cols
+    command = sweep_command(write_conf(tmp_path), "hydra.sweeper.n_trials=2")
+    proc = subprocess.Popen(command, cwd=tmp_path, stdin=secondary, stdout=secondary,
+                            stderr=secondary, close_fds=True)  # fmt: skip
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: every writer has closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main)
+    assert proc.wait(timeout=300) == 0
+    screen = b"".join(chunks).decode(errors="replace")
+    assert "trials: 100%" in screen and "2/2" in screen, screen[-2000:]
+    assert "default: 2 of 2 trials, 0 running, complete" in screen
