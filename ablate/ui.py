@@ -18,11 +18,12 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 from types import FrameType
 
 from ablate.errors import AblateError
-from ablate.tracking import ARTIFACTS, DEFAULT_STORE, tracking_uri, working_root
+from ablate.tracking import ARTIFACTS, DEFAULT_STORE, client, tracking_uri, working_root
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL
@@ -64,12 +65,40 @@ def main(argv: list[str]) -> int:
         "--port",
         str(args.port),
     ]
-    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    address = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI for {uri} at {address} (Ctrl-C to stop)", flush=True)
+    for name, link in experiment_links(uri, address):
+        print(f"  {name}: {link}", flush=True)
     env = {
         **os.environ,
         "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
     }
     return serve(command, env)
+
+
+def experiment_links(uri: str, address: str) -> list[tuple[str, str]]:
+    """Per experiment with job runs: its page in MLflow's model-training view (MLflow 3.17
+    opens experiments in its GenAI view unless the address says `workflowType`), listing its
+    job runs flat (named cell/task/trial) by their test value, best first. MLflow keeps the
+    chosen columns in the browser, so the values themselves are one Columns choice away."""
+    mlflow = client(uri)
+    links = []
+    for experiment in mlflow.search_experiments():
+        job = mlflow.search_runs(
+            [experiment.experiment_id], "tags.`ablate.kind` = 'job'", max_results=1
+        )
+        if not job:
+            continue
+        tags = job[0].data.tags
+        query = {
+            "workflowType": "machine_learning",
+            "searchFilter": "tags.`ablate.kind` = 'job'",
+            "orderByKey": f"metrics.`test_{tags.get('metric', 'loss')}`",
+            "orderByAsc": str(tags.get("direction", "minimize") == "minimize").lower(),
+        }
+        page = f"{address}/#/experiments/{experiment.experiment_id}/runs"
+        links.append((experiment.name, f"{page}?{urllib.parse.urlencode(query)}"))
+    return links
 
 
 def check_port(host: str, port: int) -> None:

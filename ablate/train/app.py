@@ -228,7 +228,9 @@ def _open_run(job: Job, cfg: DictConfig, uri: str, experiment_id: str) -> tuple[
     run = TrackedRun.create(
         uri,
         experiment_id,
-        name=f"{job.spec.name}/{job.task.name}/seed{cfg.seed}",
+        # A search's trials share a seed: they are told apart by their trial number.
+        name=f"{job.spec.name}/{job.task.name}/"
+        + (f"trial{cfg.sweep.trial}" if cfg.sweep.trial is not None else f"seed{cfg.seed}"),
         tags=_job_tags(job, cfg),
         parent_run_id=cfg.sweep.parent_run_id or os.environ.get(PARENT_RUN_ENV),
     )
