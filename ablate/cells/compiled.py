@@ -8,6 +8,7 @@ once and returns None, and the cells run the reference loop instead.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -110,6 +111,7 @@ def _load() -> None:
         ),
         _quiet(logging.getLogger("torch.utils.cpp_extension")),
         warnings.catch_warnings(),
+        _build_lock(directory),
     ):
         warnings.simplefilter("ignore")
         cpp_extension.load(
@@ -129,6 +131,23 @@ def _load() -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+@contextmanager
+def _build_lock(directory: Path) -> Iterator[None]:
+    """The build folder's lock, with a stale baton cleared.
+
+    torch takes a baton (a file named ``lock``) to build or load an extension and waits,
+    forever, while one exists: a process killed holding it (a SIGKILLed worker) would hang
+    every later one. Every ablate process takes this flock around its load, and the kernel
+    drops a flock with its holder, so a baton found while holding it belongs to nobody."""
+    with open(directory / "ablate-build.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            (directory / "lock").unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _path_with_ninja() -> str:

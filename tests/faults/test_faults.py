@@ -347,3 +347,16 @@ def test_ablate_ui_refuses_a_busy_port_in_one_line(tmp_path):
         "server): stop it, or choose another port with --port"
     ]
     assert "MLflow UI for" not in result.stdout
+
+
+def test_a_build_baton_left_by_a_killed_process_does_not_hang_the_next():
+    """torch waits forever on its build baton (a file named `lock`) while it exists; a worker
+    SIGKILLed while building or loading the kernels leaves one behind."""
+    from ablate.cells.compiled import build_name, build_root
+
+    load = [sys.executable, "-c", "from ablate.cells.compiled import kernels; assert kernels()"]
+    subprocess.run(load, check=True, timeout=600, capture_output=True)  # built (or cached)
+    baton = build_root() / build_name() / "lock"
+    baton.touch()  # what the killed process left
+    subprocess.run(load, check=True, timeout=120, capture_output=True)
+    assert not baton.exists()
