@@ -1,4 +1,5 @@
-"""The configurable gated cell: one spec, every Greff and Jozefowicz variant a preset of it."""
+"""The configurable gated cell: one spec, every Greff and Jozefowicz variant and the recurrent
+cells of 2024 (minGRU, minLSTM, sLSTM) and IndRNN a preset of it."""
 
 from ablate.cells.layout import Layout, layout
 from ablate.cells.presets import load_spec, preset, preset_names

@@ -29,12 +29,16 @@ def initialise(
     """Draw every parameter of one layer-direction, then add ``forget_bias`` to the forget rows.
 
     Adding (not setting) keeps the torch scheme's random bias intact at forget_bias = 0.
+    IndRNN's u is drawn from U(0, 1) under every scheme, as Li et al. do: the schemes are
+    about matrices, and a negative or tiny u would start the unit without memory.
     """
     n = lay.hidden_size
     bound = scale / math.sqrt(n)
     with torch.no_grad():
         for name, p in params.items():
-            if scheme is InitScheme.TORCH and name == "bias":
+            if lay.diagonal and name == "weight_hh":
+                nn.init.uniform_(p, 0.0, 1.0)
+            elif scheme is InitScheme.TORCH and name == "bias":
                 _torch_bias(p, lay)
             elif scheme is InitScheme.TORCH:
                 nn.init.uniform_(p, -1.0 / math.sqrt(n), 1.0 / math.sqrt(n))
@@ -47,8 +51,8 @@ def initialise(
             elif name in ("weight_ih", "weight_xp"):
                 for block in _blocks(p, n):
                     nn.init.xavier_uniform_(block, gain=scale)
-            else:
-                for block in _blocks(p, n):
+            else:  # per gate, and per head where R is block-diagonal
+                for block in _blocks(p, min(n, p.shape[1])):
                     nn.init.orthogonal_(block, gain=scale)
         if forget_bias and "forget" in lay.bias_rows:
             k = lay.bias_rows.index("forget")

@@ -24,6 +24,7 @@ from ablate.cells.spec import (
     CellSpec,
     CellValue,
     Gate,
+    Recurrence,
     ResetPosition,
     Source,
     StateKind,
@@ -37,6 +38,17 @@ _PEEP = {None: 0, CellValue.PREV: 1, CellValue.NEW: 2}
 # GRUConfig: the candidate's form (enum Candidate), and two entries' positions.
 _INPUT_ONLY, _RESET_AFTER, _RESET_BEFORE = 0, 1, 2
 _CANDIDATE_FIRST, _CANDIDATE = 2, 5
+
+
+def supports(spec: CellSpec) -> bool:
+    """Whether the C++ kernels compute ``spec``: they cover the Greff and Jozefowicz cell
+    space; IndRNN's u, minLSTM's normalised gates, gates from x alone, a GRU without a reset
+    gate and the sLSTM run in torch (the parallel scan or the reference loop)."""
+    if spec.kind is StateKind.LSTM:
+        return spec.recurrence is Recurrence.FULL and not spec.normalized
+    if spec.kind is StateKind.GRU:
+        return bool(spec.sources.get("reset"))
+    return spec.kind is StateKind.ELMAN and spec.recurrence is Recurrence.FULL
 
 
 def lstm_config(spec: CellSpec, lay: Layout) -> list[int]:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ablate.cells.spec import CellSpec, Gate, ResetPosition, Source, StateKind
+from ablate.cells.spec import (
+    CellSpec,
+    Gate,
+    Recurrence,
+    ResetPosition,
+    Source,
+    SpecError,
+    StateKind,
+)
 
 BLOCK = "block"  # the LSTM block input z (torch calls it g)
 
@@ -21,7 +29,9 @@ class Layout:
     ``th_rows``: blocks of ``weight_th`` (R tanh(h), GRU family); ``bias_rows``: blocks of
     ``bias``; ``gg_rows``: gates fed back by full gate recurrence (``weight_gg`` is square
     over them); ``peepholes``: gates with a peephole vector; ``input_adapter``: whether raw x
-    needs a learned projection because input_size != hidden_size.
+    needs a learned projection because input_size != hidden_size; ``diagonal``: ``weight_hh``
+    is IndRNN's vector u; ``heads``: ``weight_hh`` holds each gate's block-diagonal R as its
+    heads' square blocks stacked, (rows x N / heads).
     """
 
     kind: StateKind
@@ -35,6 +45,8 @@ class Layout:
     peepholes: tuple[str, ...]
     input_adapter: bool
     recurrent_candidate_bias: bool
+    diagonal: bool = False
+    heads: int = 1
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Parameter name -> shape, in registration order."""
@@ -44,8 +56,10 @@ class Layout:
             out["weight_ih"] = (len(self.ih_rows) * n, m)
         if self.input_adapter:
             out["weight_xp"] = (n, m)
-        if self.hh_rows:
-            out["weight_hh"] = (len(self.hh_rows) * n, n)
+        if self.diagonal:
+            out["weight_hh"] = (n,)
+        elif self.hh_rows:
+            out["weight_hh"] = (len(self.hh_rows) * n, n // self.heads)
         if self.th_rows:
             out["weight_th"] = (len(self.th_rows) * n, n)
         if self.gg_rows:
@@ -72,7 +86,7 @@ class Layout:
         per_step = sum(
             shape[0] * shape[1]
             for name, shape in self.shapes().items()
-            if name.startswith("weight_")
+            if name.startswith("weight_") and len(shape) == 2
         )
         return 2 * batch * steps * per_step
 
@@ -82,7 +96,12 @@ def layout(spec: CellSpec, input_size: int, hidden_size: int) -> Layout:
         raise ValueError(
             f"sizes must be positive: input_size={input_size}, hidden_size={hidden_size}"
         )
-    if spec.kind is StateKind.LSTM:
+    if spec.kind in (StateKind.LSTM, StateKind.SLSTM):
+        if hidden_size % spec.heads:
+            raise SpecError(
+                f"cell spec {spec.name!r}: field 'heads': hidden_size {hidden_size} is not "
+                f"divisible by heads={spec.heads}"
+            )
         gates = [str(g) for g in spec.parametrized_gates]
         # torch.nn.LSTM's row order i, f, g, o, so the standard LSTM copies and fuses directly.
         rows = tuple(r for r in ("input", "forget", BLOCK, "output") if r == BLOCK or r in gates)
@@ -91,7 +110,7 @@ def layout(spec: CellSpec, input_size: int, hidden_size: int) -> Layout:
             input_size=input_size,
             hidden_size=hidden_size,
             ih_rows=rows,
-            hh_rows=rows,
+            hh_rows=rows if spec.recurrence is Recurrence.FULL else (),
             th_rows=(),
             bias_rows=rows,
             gg_rows=tuple(gates) if spec.full_gate_recurrence else (),
@@ -100,9 +119,11 @@ def layout(spec: CellSpec, input_size: int, hidden_size: int) -> Layout:
             ),
             input_adapter=False,
             recurrent_candidate_bias=False,
+            heads=spec.heads,
         )
     if spec.kind is StateKind.GRU:
-        parts = ("reset", "update", "candidate")  # torch.nn.GRU's row order r, z, n
+        # torch.nn.GRU's row order r, z, n; a cell without R h in its candidate has no r.
+        parts = tuple(p for p in ("reset", "update", "candidate") if spec.sources.get(p))
         raw = any(s in (Source.X, Source.TANH_X) for p in parts for s in spec.sources[p])
         return Layout(
             kind=spec.kind,
@@ -129,4 +150,5 @@ def layout(spec: CellSpec, input_size: int, hidden_size: int) -> Layout:
         peepholes=(),
         input_adapter=False,
         recurrent_candidate_bias=False,
+        diagonal=spec.recurrence is Recurrence.DIAGONAL,
     )

@@ -12,8 +12,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ablate.cells import compiled
 from ablate.cells.init import InitScheme, initialise
-from ablate.cells.kernels import KernelScan
+from ablate.cells.kernels import KernelScan, supports
 from ablate.cells.layout import Layout, layout
+from ablate.cells.parallel import ParallelScan
 from ablate.cells.presets import preset
 from ablate.cells.scan import Padding, Params, Scan, State, build_scan
 from ablate.cells.spec import CellSpec, Gate, SpecError, StateKind
@@ -23,12 +24,16 @@ RNNState = Tensor | tuple[Tensor, ...]
 
 
 class Backend(StrEnum):
-    # torch's fused kernel where the spec is exactly one; else, on the CPU, the C++ kernels
-    # (built once per machine); else, or where they cannot be built (one warning), the
-    # reference loop: the fastest pure-Python path measured (see README, "Speed").
+    # torch's fused kernel where the spec is exactly one; else the parallel scan where the
+    # gates see x alone; else, on the CPU, the C++ kernels (built once per machine) where they
+    # compute the spec; else, or where they cannot be built (one warning), the reference
+    # loop: the fastest pure-Python path measured (see README, "Speed").
     AUTO = "auto"
     FUSED = "fused"  # insist on torch's kernel (an error for specs it cannot compute)
     COMPILED = "compiled"  # insist on the C++ kernels (CPU; an error where they cannot build)
+    # The parallel scan over time, for cells whose gates and candidate see x alone (minGRU,
+    # minLSTM): what ``auto`` runs for them on every device.
+    SCAN = "scan"
     REFERENCE = "reference"  # the plain autograd loop, for debugging and as the oracle
 
 
@@ -64,8 +69,9 @@ class GatedRNN(nn.Module):
         h~_t = g(sources_h with R_h (r_t * h_{t-1})  or  r_t * (R_h h_{t-1} + b_hn))
         h_t = u_t * h_{t-1} + (1 - u_t) * h~_t     (or u_t gating h~_t)
 
-    and for ``kind: elman``, ``h_t = g(W x_t + R h_{t-1} + b)``. ``ablate cells show NAME``
-    prints the exact equations of a preset.
+    for ``kind: elman``, ``h_t = g(W x_t + R h_{t-1} + b)`` (IndRNN: ``u * h_{t-1}``), and
+    for ``kind: slstm`` xLSTM's sLSTM. ``ablate cells show NAME`` prints the exact equations
+    of a preset.
 
     Args:
         spec: a :class:`CellSpec`, a preset name or a path to a YAML spec.
@@ -80,11 +86,12 @@ class GatedRNN(nn.Module):
             ``xavier_orthogonal`` (per gate block).
         init_scale: the ``uniform`` bound factor or the Xavier/orthogonal gain.
         forget_bias: added to the forget-gate bias at init; None takes the spec's value.
-        backend: ``auto``, ``fused``, ``compiled`` or ``reference`` (see :class:`Backend`);
-            every one computes the same function.
+        backend: ``auto``, ``fused``, ``compiled``, ``scan`` or ``reference`` (see
+            :class:`Backend`); every one computes the same function.
 
     Call: ``output, state = rnn(x, state=None, lengths=None)``. ``state`` is ``(h, c)`` for the
-    LSTM family and ``h`` otherwise, each ``(num_layers * num_directions, B, N)``; with full
+    LSTM family, ``(h, c, n, m)`` for the sLSTM and ``h`` otherwise, each
+    ``(num_layers * num_directions, B, N)``; with full
     gate recurrence (FGR) it is ``(h, c, a)``, ``a`` of shape
     ``(num_layers * num_directions, B, G * N)``: the last step's activations of the G gates
     fed back (FGR: i, f, o side by side), which the next step's gates see. The state is all
@@ -143,6 +150,16 @@ class GatedRNN(nn.Module):
         self.forget_bias = self.spec.forget_bias if forget_bias is None else float(forget_bias)
         if self.backend is Backend.FUSED and self.spec.fused is None:
             raise SpecError(f"GatedRNN: cell {self.spec.name!r} has no fused torch kernel")
+        if self.backend is Backend.COMPILED and not supports(self.spec):
+            raise SpecError(
+                f"GatedRNN: cell {self.spec.name!r} has no C++ kernel (backend auto runs it "
+                f"{'by the parallel scan' if self.spec.parallel else 'in the reference loop'})"
+            )
+        if self.backend is Backend.SCAN and not self.spec.parallel:
+            raise SpecError(
+                f"GatedRNN: cell {self.spec.name!r} has no parallel scan: its gates or "
+                "candidate see h_{t-1}"
+            )
         uses_fused = self.backend in (Backend.AUTO, Backend.FUSED)
         self.fused = self.spec.fused if uses_fused else None
 
@@ -154,10 +171,13 @@ class GatedRNN(nn.Module):
             for _ in range(self.num_directions):
                 self.layouts.append(lay)
                 self.layers.append(_LayerParams(lay))
-        # Features of each state tensor: h, c (LSTM family), FGR's fed-back gate activations.
+        # Features of each state tensor: h, c (LSTM family), FGR's fed-back gate activations;
+        # the sLSTM's h, c, n, m.
         first = self.layouts[0]
         self.state_sizes: tuple[int, ...] = (
-            (hidden_size,)
+            (hidden_size,) * 4
+            if self.spec.kind is StateKind.SLSTM
+            else (hidden_size,)
             + ((hidden_size,) if self.has_cell_state else ())
             + ((len(first.gg_rows) * hidden_size,) if first.gg_rows else ())
         )
@@ -165,13 +185,18 @@ class GatedRNN(nn.Module):
         self._kernels = [
             KernelScan(self.spec, lay, scan)
             for lay, scan in zip(self.layouts, self._scans, strict=True)
-        ]
+        ] if supports(self.spec) else []
+        self._parallel = [
+            ParallelScan(self.spec, lay, scan)
+            for lay, scan in zip(self.layouts, self._scans, strict=True)
+        ] if self.spec.parallel else []
         if self.fused == "lstm":
             self.register_buffer("_zero_bias", torch.zeros(4 * hidden_size), persistent=False)
         elif self.fused == "gru":
             self.register_buffer("_zero_bias", torch.zeros(2 * hidden_size), persistent=False)
         for lay, params in zip(self.layouts, self.layers, strict=True):
             initialise(dict(params.named_parameters()), lay, scheme, init_scale, self.forget_bias)
+        self._clip_recurrent()
 
     def extra_repr(self) -> str:
         return (
@@ -203,6 +228,10 @@ class GatedRNN(nn.Module):
         if self.backend is Backend.AUTO:
             if self.fused is not None:
                 return Backend.FUSED
+            if self.spec.parallel:
+                return Backend.SCAN
+            if not self._kernels:
+                return Backend.REFERENCE
             usable = why_not is None and compiled.kernels() is not None
             return Backend.COMPILED if usable else Backend.REFERENCE
         if self.backend is Backend.COMPILED:
@@ -223,6 +252,7 @@ class GatedRNN(nn.Module):
         if self.batch_first:
             x = x.transpose(0, 1)
         steps, batch, _ = x.shape
+        self._clip_recurrent()
         states = self._initial_state(state, batch, x)
         if lengths is not None:
             lengths = _check_lengths(lengths, batch, steps)
@@ -235,6 +265,21 @@ class GatedRNN(nn.Module):
             out = out.transpose(0, 1)
         return out, final
 
+    def _clip_recurrent(self) -> None:
+        """IndRNN's |u| <= recurrent_max. Li et al. clip u after every optimiser step; clipping
+        before every forward is the same (nothing reads u in between) and keeps the constraint
+        inside the cell, whatever loop trains it. A clamp in the forward instead would leave an
+        entry beyond the bound with no gradient, stuck there for good."""
+        bound = self.spec.recurrent_max
+        if bound is None:
+            return
+        with torch.no_grad():
+            for params in self.layers:
+                u = params.weight_hh
+                # Written only when out of bounds, so a graph that saved u stays valid.
+                if bool((u.abs() > bound).any()):
+                    u.clamp_(-bound, bound)
+
     def _initial_state(self, state: RNNState | None, batch: int, x: Tensor) -> tuple[Tensor, ...]:
         stack = self.num_layers * self.num_directions
         shapes = [(stack, batch, size) for size in self.state_sizes]
@@ -245,7 +290,7 @@ class GatedRNN(nn.Module):
             not isinstance(s, Tensor) or tuple(s.shape) != shape
             for s, shape in zip(states, shapes, strict=False)
         ):
-            names = ("h", "h, c", "h, c, a")[len(shapes) - 1]
+            names = ("h", "h, c", "h, c, a", "h, c, n, m")[len(shapes) - 1]
             got = [tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__ for s in states]
             raise ValueError(
                 f"GatedRNN: expected state ({names}) of shapes {shapes}, got {got}"
@@ -280,6 +325,8 @@ class GatedRNN(nn.Module):
         params: Params = self.layers[k].as_dict()
         if path is Backend.COMPILED:
             return self._kernels[k].run(x, state, params, padding)
+        if path is Backend.SCAN:
+            return self._parallel[k].run(x, state, params, padding)
         return self._scans[k].run(x, state, params, padding)
 
     def _forward_fused(

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from ablate.cells.activations import activation
 from ablate.cells.layout import BLOCK, Layout
@@ -80,7 +81,8 @@ class Scan:
 
     def prepare(self, params: Params) -> Params:
         p = dict(params)
-        p["weight_hh_t"] = p["weight_hh"].t()
+        if "weight_hh" in p:
+            p["weight_hh_t"] = p["weight_hh"].t()
         if "weight_gg" in p:
             p["weight_gg_t"] = p["weight_gg"].t()
         return p
@@ -112,7 +114,8 @@ _CELL_UPDATES: dict[tuple[bool, bool], Callable[[Tensor, Any, Tensor, Any], Tens
 
 
 class LSTMScan(Scan):
-    """c_t = g(z) * i + c_{t-1} * f;  h_t = k(c_t) * o, with any gate absent, coupled or peeping.
+    """c_t = g(z) * i + c_{t-1} * f;  h_t = k(c_t) * o, with any gate absent, coupled, peeping
+    or normalised, and R h_{t-1} absent with recurrence 'none'.
 
     The loop carries (h, c, a): ``a`` holds the previous activations of the gates that full
     gate recurrence feeds back, in layout order (a (B, 0) tensor without it).
@@ -120,7 +123,7 @@ class LSTMScan(Scan):
 
     def __init__(self, spec: CellSpec, lay: Layout) -> None:
         n = lay.hidden_size
-        rows = {name: k for k, name in enumerate(lay.hh_rows)}
+        rows = {name: k for k, name in enumerate(lay.ih_rows)}
         block_row = rows[BLOCK]
         block = activation(spec.block_activation)
         squash = activation(spec.output_activation)
@@ -147,6 +150,14 @@ class LSTMScan(Scan):
         )
         output_gate = gate("output", spec.output_gate_activation)
         update = _CELL_UPDATES[Gate.INPUT in spec.gates, Gate.FORGET in spec.gates]
+        normalise: Callable[[Any, Any], tuple[Any, Any]] = (
+            (lambda i, f: (i / (i + f), f / (i + f))) if spec.normalized else (lambda i, f: (i, f))
+        )
+        recurrent: Callable[[Tensor, Tensor, Params], Tensor] = (
+            (lambda xw_t, h, p: torch.addmm(xw_t, h, p["weight_hh_t"]))
+            if lay.hh_rows
+            else (lambda xw_t, h, p: xw_t)
+        )
         output: Callable[[Tensor, Any], Tensor] = (
             (lambda c, o: squash(c) * o) if Gate.OUTPUT in spec.gates else (lambda c, o: squash(c))
         )
@@ -180,9 +191,9 @@ class LSTMScan(Scan):
 
         def step(xw_t: Tensor, state: State, p: Params) -> State:
             h, c, a = state
-            chunks = recur(torch.addmm(xw_t, h, p["weight_hh_t"]).split(n, dim=1), a, p)
+            chunks = recur(recurrent(xw_t, h, p).split(n, dim=1), a, p)
             i = input_gate(chunks, c, None, None, p)
-            f = forget_gate(chunks, c, None, i, p)
+            i, f = normalise(i, forget_gate(chunks, c, None, i, p))
             c_new = update(block(chunks[block_row]), i, c, f)
             o = output_gate(chunks, c, c_new, None, p)
             return output(c_new, o), c_new, collect(i, f, o, a)
@@ -212,7 +223,7 @@ class GRUScan(Scan):
 
     def __init__(self, spec: CellSpec, lay: Layout) -> None:
         n = lay.hidden_size
-        parts = ("reset", "update", "candidate")
+        parts = lay.bias_rows  # without a reset gate: update and candidate
         ih = {name: k for k, name in enumerate(lay.ih_rows)}
         self._input_terms = [
             [_input_term(src, ih.get(part)) for src in spec.sources[part] if _is_input(src)]
@@ -239,6 +250,7 @@ class GRUScan(Scan):
             return lambda x, hc, tc: x
 
         reset_pre, update_pre = pre("reset"), pre("update")
+        reset = (lambda x, hc, tc: gate_act(reset_pre(x, hc, tc))) if "reset" in parts else None
         rec_h: Callable[[Tensor, Params], tuple[Tensor, ...]] = (
             (lambda h, p: torch.mm(h, p["weight_hh_first_t"]).split(n, dim=1))
             if first
@@ -269,9 +281,9 @@ class GRUScan(Scan):
 
         def step(x_t: Tensor, state: State, p: Params) -> State:
             (h,) = state
-            xr, xz, xn = x_t.split(n, dim=1)
+            *xr, xz, xn = x_t.split(n, dim=1)
             hc, tc = rec_h(h, p), rec_th(h, p)
-            r = gate_act(reset_pre(xr, hc, tc))
+            r = reset(xr[0], hc, tc) if reset is not None else None
             z = gate_act(update_pre(xz, hc, tc))
             return (mix(h, block(candidate(xn, r, h, hc, p)), z),)
 
@@ -300,7 +312,7 @@ class GRUScan(Scan):
             for term in terms:
                 total = total + term(wx, raw)
             parts.append(total)
-        return torch.cat(parts, dim=1).view(steps, batch, 3 * n)
+        return torch.cat(parts, dim=1).view(steps, batch, len(parts) * n)
 
 
 
@@ -325,17 +337,60 @@ def _input_term(src: Source, row: int | None) -> Callable[[tuple[Tensor, ...], T
 
 
 class ElmanScan(Scan):
-    """h_t = act(W x_t + R h_{t-1} + b)."""
+    """h_t = act(W x_t + R h_{t-1} + b), or IndRNN's act(W x_t + u * h_{t-1} + b)."""
 
     def __init__(self, spec: CellSpec, lay: Layout) -> None:
         act = activation(spec.block_activation)
 
-        def step(xw_t: Tensor, state: State, p: Params) -> State:
-            return (act(torch.addmm(xw_t, state[0], p["weight_hh_t"])),)
+        if lay.diagonal:
+
+            def step(xw_t: Tensor, state: State, p: Params) -> State:
+                return (act(torch.addcmul(xw_t, state[0], p["weight_hh"])),)
+
+        else:
+
+            def step(xw_t: Tensor, state: State, p: Params) -> State:
+                return (act(torch.addmm(xw_t, state[0], p["weight_hh_t"])),)
 
         self._step = step
 
 
+class SLSTMScan(Scan):
+    """xLSTM's sLSTM; the state is (h, c, n, m). With the stabiliser m, exp(m_t) times c_t and
+    n_t are the unstabilised cell and normaliser, so h = o * c / n does not depend on m: m only
+    keeps exp(i~) in range."""
+
+    def __init__(self, spec: CellSpec, lay: Layout) -> None:
+        n, heads = lay.hidden_size, lay.heads
+        size = n // heads
+        block = activation(spec.block_activation)
+        out_gate = activation(spec.output_gate_activation)
+        log_forget: Callable[[Tensor], Tensor] = (
+            F.logsigmoid if spec.forget_activation == "sigmoid" else (lambda f: f)
+        )
+
+        def step(xw_t: Tensor, state: State, p: Params) -> State:
+            h, c, norm, m = state
+            # R h per head: (B, heads, size) with (gate, head, out, in) -> (B, gate, head, out)
+            rec = torch.einsum("bhi,ghoi->bgho", h.reshape(-1, heads, size), p["weight_hh_heads"])
+            i, f, z, o = (xw_t + rec.reshape(h.shape[0], 4 * n)).split(n, dim=1)
+            log_f = log_forget(f)
+            m_new = torch.maximum(log_f + m, i)
+            i_s = torch.exp(i - m_new)
+            f_s = torch.exp(log_f + m - m_new)
+            c = torch.addcmul(f_s * c, i_s, block(z))
+            norm = torch.addcmul(i_s, f_s, norm)
+            return out_gate(o) * c / norm, c, norm, m_new
+
+        self._step = step
+        self._shape = (4, heads, size, size)
+
+    def prepare(self, params: Params) -> Params:
+        p = dict(params)
+        p["weight_hh_heads"] = p["weight_hh"].view(self._shape)
+        return p
+
+
 def build_scan(spec: CellSpec, lay: Layout) -> Scan:
-    scan_cls = {"lstm": LSTMScan, "gru": GRUScan, "elman": ElmanScan}[str(spec.kind)]
-    return scan_cls(spec, lay)
+    scan_cls = {"lstm": LSTMScan, "gru": GRUScan, "elman": ElmanScan, "slstm": SLSTMScan}
+    return scan_cls[str(spec.kind)](spec, lay)

@@ -24,6 +24,15 @@ class StateKind(StrEnum):
     LSTM = "lstm"  # cell state c and output h
     GRU = "gru"  # one state h, gated interpolation between old state and candidate
     ELMAN = "elman"  # h_t = act(W x + R h + b)
+    SLSTM = "slstm"  # xLSTM's sLSTM: (h, c, n, m), exponential input gate, normaliser, stabiliser
+
+
+class Recurrence(StrEnum):
+    """How h_{t-1} enters a cell's pre-activations (the GRU family says it through sources)."""
+
+    FULL = "full"  # R h_{t-1}
+    DIAGONAL = "diagonal"  # u * h_{t-1}, one weight per unit (IndRNN)
+    NONE = "none"  # not at all: the gates and block input see x alone (minLSTM)
 
 
 class Gate(StrEnum):
@@ -63,6 +72,7 @@ class UpdateSide(StrEnum):
 
 ACTIVATIONS = ("tanh", "sigmoid", "identity", "relu", "hardtanh", "softsign")
 GATE_ACTIVATIONS = ("sigmoid", "tanh", "hardsigmoid")
+FORGET_ACTIVATIONS = ("sigmoid", "exp")  # sLSTM's forget gate
 LSTM_GATE_ORDER = (Gate.INPUT, Gate.FORGET, Gate.OUTPUT)
 GRU_PARTS = ("reset", "update", "candidate")
 
@@ -89,6 +99,12 @@ class CellSpec:
     coupled: bool = False  # f = 1 - i (CIFG)
     full_gate_recurrence: bool = False  # FGR: gates see all gates' previous activations
     forget_bias: float = 0.0  # initial forget-gate bias
+    normalized: bool = False  # i' = i / (i + f), f' = f / (i + f) (minLSTM)
+    recurrence: Recurrence = Recurrence.FULL  # LSTM and Elman kinds
+    recurrent_max: float | None = None  # |u| bound of a diagonal recurrence (IndRNN)
+    # sLSTM
+    heads: int = 1  # R block-diagonal, one block per head
+    forget_activation: str = "sigmoid"  # or "exp"
     # GRU family
     sources: Mapping[str, tuple[Source, ...]] = field(default_factory=dict)
     reset: ResetPosition = ResetPosition.BEFORE
@@ -98,7 +114,7 @@ class CellSpec:
 
     def __post_init__(self) -> None:
         if self.gates is None:
-            default = LSTM_GATE_ORDER if self.kind is StateKind.LSTM else ()
+            default = LSTM_GATE_ORDER if self.kind in (StateKind.LSTM, StateKind.SLSTM) else ()
             object.__setattr__(self, "gates", default)
         # Canonical order, so that specs listing the same gates compare and lay out equal.
         object.__setattr__(self, "gates", tuple(g for g in LSTM_GATE_ORDER if g in self.gates))
@@ -107,6 +123,17 @@ class CellSpec:
     @property
     def has_cell_state(self) -> bool:
         return self.kind is StateKind.LSTM
+
+    @property
+    def parallel(self) -> bool:
+        """Whether no gate or candidate sees h_{t-1}: the recurrence is then linear in the
+        state, h_t = a_t * h_{t-1} + b_t, and a parallel scan over time computes it."""
+        if self.kind is StateKind.LSTM:
+            return self.recurrence is Recurrence.NONE
+        if self.kind is StateKind.GRU:
+            recurrent = (Source.RH, Source.R_TANH_H)
+            return not any(s in recurrent for srcs in self.sources.values() for s in srcs)
+        return False
 
     def gate_peephole(self, gate: Gate) -> CellValue | None:
         return self.peepholes.get(gate)
@@ -176,7 +203,9 @@ class CellSpec:
             kwargs["reset"] = _enum(ResetPosition, kwargs["reset"], "reset")
         if "update_side" in kwargs:
             kwargs["update_side"] = _enum(UpdateSide, kwargs["update_side"], "update_side")
-        for flag in ("coupled", "full_gate_recurrence"):
+        if "recurrence" in kwargs:
+            kwargs["recurrence"] = _enum(Recurrence, kwargs["recurrence"], "recurrence")
+        for flag in ("coupled", "full_gate_recurrence", "normalized"):
             if flag in kwargs and not isinstance(kwargs[flag], bool):
                 raise SpecError(f"cell spec: field {flag!r} must be true or false")
         if "forget_bias" in kwargs:
@@ -184,6 +213,17 @@ class CellSpec:
                 kwargs["forget_bias"] = float(kwargs["forget_bias"])
             except (TypeError, ValueError):
                 raise SpecError("cell spec: field 'forget_bias' must be a number") from None
+        if kwargs.get("recurrent_max") is not None:
+            bound = kwargs["recurrent_max"]
+            if isinstance(bound, bool) or not isinstance(bound, int | float) or bound <= 0:
+                raise SpecError(
+                    "cell spec: field 'recurrent_max' must be a positive number or null"
+                )
+            kwargs["recurrent_max"] = float(bound)
+        if "heads" in kwargs:
+            heads = kwargs["heads"]
+            if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
+                raise SpecError("cell spec: field 'heads' must be a positive integer")
         return cls(**kwargs)
 
 
@@ -214,8 +254,24 @@ def _validate(spec: CellSpec) -> None:
     if spec.fused not in (None, "lstm", "gru"):
         fail("fused", f"unknown kernel {spec.fused!r} (valid: lstm, gru, or null)")
 
+    if spec.forget_activation not in FORGET_ACTIVATIONS:
+        fail(
+            "forget_activation",
+            f"unknown activation {spec.forget_activation!r} "
+            f"(valid: {', '.join(FORGET_ACTIVATIONS)})",
+        )
+    _validate_recurrence(spec, fail)
+    if spec.kind is not StateKind.SLSTM:
+        if spec.heads != 1:
+            fail("heads", f"block-diagonal heads belong to kind 'slstm', not {spec.kind!s}")
+        if spec.forget_activation != "sigmoid":
+            fail("forget_activation", f"belongs to kind 'slstm', not {spec.kind!s}")
+    if spec.normalized and spec.kind is not StateKind.LSTM:
+        fail("normalized", f"normalises LSTM input and forget gates; kind {spec.kind!s} has none")
     if spec.kind is StateKind.LSTM:
         _validate_lstm(spec, fail)
+    elif spec.kind is StateKind.SLSTM:
+        _validate_slstm(spec, fail)
     else:
         if spec.gates:
             fail("gates", f"input/forget/output gates belong to kind 'lstm', not {spec.kind!s}")
@@ -237,8 +293,42 @@ def _validate(spec: CellSpec) -> None:
         or (spec.update_side is not UpdateSide.OLD)
     ):
         fail("sources", f"sources/reset/update_side belong to kind 'gru', not {spec.kind!s}")
-    if spec.kind is StateKind.ELMAN and spec.fused is not None:
-        fail("fused", "no fused kernel is used for kind 'elman'")
+    if spec.kind in (StateKind.ELMAN, StateKind.SLSTM) and spec.fused is not None:
+        fail("fused", f"no fused kernel is used for kind {spec.kind!s}")
+
+
+def _validate_recurrence(spec: CellSpec, fail: Any) -> None:
+    if spec.recurrence is Recurrence.DIAGONAL and spec.kind is not StateKind.ELMAN:
+        fail("recurrence", "'diagonal' (u * h_{t-1}, IndRNN) is for kind 'elman'")
+    if spec.recurrence is Recurrence.NONE:
+        if spec.kind is not StateKind.LSTM:
+            fail(
+                "recurrence",
+                "'none' (gates from x alone) is for kind 'lstm'; the GRU family drops h "
+                "through its sources",
+            )
+        if spec.peepholes:
+            fail("peepholes", "recurrence 'none': the gates see x alone, not the cell")
+        if spec.full_gate_recurrence:
+            fail("full_gate_recurrence", "recurrence 'none': the gates see x alone")
+    if spec.recurrent_max is not None:
+        if spec.recurrence is not Recurrence.DIAGONAL:
+            fail("recurrent_max", "bounds the diagonal recurrence u; needs recurrence 'diagonal'")
+        if spec.recurrent_max <= 0:
+            fail("recurrent_max", "must be positive")
+
+
+def _validate_slstm(spec: CellSpec, fail: Any) -> None:
+    if spec.gates != LSTM_GATE_ORDER:
+        fail("gates", "the sLSTM has all three gates (input, forget, output)")
+    if spec.peepholes:
+        fail("peepholes", "the sLSTM has no peepholes")
+    if spec.coupled or spec.full_gate_recurrence:
+        fail("coupled" if spec.coupled else "full_gate_recurrence", "not defined for the sLSTM")
+    if spec.gate_activation != "sigmoid":
+        fail("gate_activation", "the sLSTM's input gate is exp; see forget_activation")
+    if spec.output_activation != "tanh":
+        fail("output_activation", "the sLSTM outputs o * c / n, with no output activation")
 
 
 def _validate_lstm(spec: CellSpec, fail: Any) -> None:
@@ -263,6 +353,13 @@ def _validate_lstm(spec: CellSpec, fail: Any) -> None:
         fail("forget_bias", "the cell has no forget gate")
     if spec.full_gate_recurrence and not spec.parametrized_gates:
         fail("full_gate_recurrence", "the cell has no gates to connect")
+    if spec.normalized:
+        if Gate.INPUT not in spec.gates or Gate.FORGET not in spec.gates:
+            fail("normalized", "normalising i and f needs both an input and a forget gate")
+        if spec.coupled:
+            fail("normalized", "a coupled pair (f = 1 - i) already sums to one")
+        if spec.full_gate_recurrence:
+            fail("normalized", "not defined with full gate recurrence")
     if Gate.OUTPUT not in spec.gates and spec.output_gate_activation != "sigmoid":
         fail("output_gate_activation", "the cell has no output gate")
     if spec.fused == "lstm":
@@ -275,6 +372,8 @@ def _validate_lstm(spec: CellSpec, fail: Any) -> None:
             and spec.output_activation == "tanh"
             and spec.gate_activation == "sigmoid"
             and spec.output_gate_activation == "sigmoid"
+            and spec.recurrence is Recurrence.FULL
+            and not spec.normalized
         )
         if not standard:
             fail("fused", "torch's LSTM kernel computes only the standard LSTM without peepholes")
@@ -286,19 +385,22 @@ def _validate_gru(spec: CellSpec, fail: Any) -> None:
     unknown = sorted(set(spec.sources) - set(GRU_PARTS))
     if unknown:
         fail(f"sources.{unknown[0]}", f"unknown part (valid: {', '.join(GRU_PARTS)})")
-    for part in GRU_PARTS:
+    # The reset gate acts on the candidate's R h alone: it exists exactly when that does.
+    candidate = spec.sources.get("candidate", ())
+    for part in ("update", "candidate", "reset"):
         srcs = spec.sources.get(part, ())
-        if not srcs:
+        if not srcs and (part != "reset" or Source.RH in candidate):
             fail(f"sources.{part}", "needs at least one source")
         if len(set(srcs)) != len(srcs):
             fail(f"sources.{part}", "lists a source twice")
         if Source.RH in srcs and Source.R_TANH_H in srcs:
             fail(f"sources.{part}", "use either 'rh' or 'r_tanh_h', not both")
-    candidate = spec.sources.get("candidate", ())
     if Source.R_TANH_H in candidate:
         fail("sources.candidate", "the reset gate acts on R h; 'r_tanh_h' is for the gates")
     if Source.RH not in candidate and spec.reset is ResetPosition.AFTER:
         fail("reset", "reset 'after' multiplies the candidate's R h, which sources omit")
+    if Source.RH not in candidate and spec.sources.get("reset"):
+        fail("sources.reset", "the reset gate acts on the candidate's R h, which sources omit")
     if spec.block_activation != "tanh" and spec.fused == "gru":
         fail("fused", "torch's GRU kernel uses tanh for the candidate")
     if spec.fused == "gru":
@@ -306,7 +408,7 @@ def _validate_gru(spec: CellSpec, fail: Any) -> None:
             spec.reset is ResetPosition.AFTER
             and spec.update_side is UpdateSide.OLD
             and spec.gate_activation == "sigmoid"
-            and all(set(spec.sources[p]) == {Source.WX, Source.RH} for p in GRU_PARTS)
+            and all(set(spec.sources.get(p, ())) == {Source.WX, Source.RH} for p in GRU_PARTS)
         )
         if not standard:
             fail("fused", "torch's GRU kernel computes only torch.nn.GRU's form")

@@ -1,7 +1,8 @@
 """Plain float64 references of every preset, written from the papers' equations.
 
 Shares no code with ``ablate.cells``: it knows only the documented parameter names and row
-orders (LSTM: i, f, z, o; GRU: r, z, h) and recomputes each step literally.
+orders (LSTM and sLSTM: i, f, z, o; GRU: r, z, h; minGRU: z, h) and recomputes each step
+literally, in sequence (the parallel scan's oracle too).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ LSTM_VARIANTS = {
     "lstm_o": dict(gates="if", peep=False, g=torch.tanh, k=torch.tanh),
 }
 GRU_VARIANTS = ("gru", "gru_torch", "mut1", "mut2", "mut3")
-ALL = sorted([*LSTM_VARIANTS, *GRU_VARIANTS, "tanh"])
+MODERN = ("mingru", "minlstm", "indrnn", "slstm")
+ALL = sorted([*LSTM_VARIANTS, *GRU_VARIANTS, "tanh", *MODERN])
 
 
 def _rows(w: Tensor, names: str, n: int) -> dict[str, Tensor]:
@@ -162,7 +164,83 @@ def gru_direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int, sta
     return outs, (h,)
 
 
+def mingru_direction(p: dict[str, Tensor], xs: list[Tensor], n: int, start=None):
+    """Feng et al. 2024: z = s(W_z x + b_z); h~ = W_h x + b_h; h_t = (1 - z) h_{t-1} + z h~."""
+    W, b = _rows(p["weight_ih"], "zh", n), _rows(p["bias"], "zh", n)
+    h = torch.zeros(xs[0].shape[0], n, dtype=torch.float64) if start is None else start[0]
+    outs = []
+    for x in xs:
+        z = sigma(x @ W["z"].T + b["z"])
+        hh = x @ W["h"].T + b["h"]
+        h = (1 - z) * h + z * hh
+        outs.append(h)
+    return outs, (h,)
+
+
+def minlstm_direction(p: dict[str, Tensor], xs: list[Tensor], n: int, start=None):
+    """Feng et al. 2024: f' = f / (f + i), i' = i / (f + i), h_t = f' h_{t-1} + i' h~. As an
+    LSTM-family cell the state is (h, c), with c = h."""
+    W, b = _rows(p["weight_ih"], "ifz", n), _rows(p["bias"], "ifz", n)
+    h = torch.zeros(xs[0].shape[0], n, dtype=torch.float64) if start is None else start[1]
+    outs = []
+    for x in xs:
+        f = sigma(x @ W["f"].T + b["f"])
+        i = sigma(x @ W["i"].T + b["i"])
+        hh = x @ W["z"].T + b["z"]
+        h = f / (f + i) * h + i / (f + i) * hh
+        outs.append(h)
+    return outs, (h, h)
+
+
+def indrnn_direction(p: dict[str, Tensor], xs: list[Tensor], n: int, start=None):
+    """Li et al. 2018: h_t = relu(W x_t + u * h_{t-1} + b), u a vector."""
+    h = torch.zeros(xs[0].shape[0], n, dtype=torch.float64) if start is None else start[0]
+    outs = []
+    for x in xs:
+        h = torch.relu(x @ p["weight_ih"].T + p["weight_hh"] * h + p["bias"])
+        outs.append(h)
+    return outs, (h,)
+
+
+def slstm_direction(
+    p: dict[str, Tensor], xs: list[Tensor], n: int, start=None, exp_forget: bool = False
+):
+    """Beck et al. 2024, the sLSTM: state (h, c, n, m), zeros at the start; R block-diagonal,
+    weight_hh holding each gate's heads' square blocks stacked."""
+    W, b = _rows(p["weight_ih"], "ifzo", n), _rows(p["bias"], "ifzo", n)
+    size = p["weight_hh"].shape[1]
+    R = {g: torch.block_diag(*r.split(size)) for g, r in _rows(p["weight_hh"], "ifzo", n).items()}
+    B = xs[0].shape[0]
+    if start is None:
+        h, c, nn, m = (torch.zeros(B, n, dtype=torch.float64) for _ in range(4))
+    else:
+        h, c, nn, m = start
+    outs = []
+    for x in xs:
+        i_pre, f_pre, z_pre, o_pre = (x @ W[g].T + h @ R[g].T + b[g] for g in "ifzo")
+        log_i = i_pre
+        log_f = f_pre if exp_forget else torch.log(sigma(f_pre))
+        m_new = torch.maximum(log_f + m, log_i)
+        i = torch.exp(log_i - m_new)
+        f = torch.exp(log_f + m - m_new)
+        c = f * c + i * torch.tanh(z_pre)
+        nn = f * nn + i
+        h = sigma(o_pre) * c / nn
+        m = m_new
+        outs.append(h)
+    return outs, (h, c, nn, m)
+
+
 def direction(name: str, p: dict[str, Tensor], xs: list[Tensor], n: int, start=None):
+    """``slstm_exp``: the sLSTM with an exponential forget gate (a spec option, no preset)."""
+    if name == "mingru":
+        return mingru_direction(p, xs, n, start)
+    if name == "minlstm":
+        return minlstm_direction(p, xs, n, start)
+    if name == "indrnn":
+        return indrnn_direction(p, xs, n, start)
+    if name in ("slstm", "slstm_exp"):
+        return slstm_direction(p, xs, n, start, exp_forget=name == "slstm_exp")
     if name in LSTM_VARIANTS:
         return lstm_direction(name, p, xs, n, start)
     if name == "tanh":

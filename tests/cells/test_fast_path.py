@@ -11,7 +11,10 @@ import sys
 import pytest
 import torch
 
-from ablate.cells import Backend, GatedRNN, compiled, preset_names
+from ablate.cells import Backend, GatedRNN, compiled, preset, preset_names
+from ablate.cells.kernels import supports
+
+COMPILED_PRESETS = [name for name in preset_names() if supports(preset(name))]
 
 
 @pytest.fixture
@@ -28,9 +31,16 @@ def no_compiler(monkeypatch):
 
 
 def test_auto_runs_torch_kernels_where_exact_and_the_compiled_kernels_elsewhere():
+    """Cells the C++ kernels do not compute run the parallel scan where their gates see x
+    alone, else the reference loop; neither builds nor warns."""
     for name in preset_names():
         rnn = GatedRNN(name, 3, 4)
-        expected = Backend.FUSED if rnn.spec.fused else Backend.COMPILED
+        expected = (
+            Backend.FUSED if rnn.spec.fused
+            else Backend.SCAN if rnn.spec.parallel
+            else Backend.COMPILED if supports(rnn.spec)
+            else Backend.REFERENCE
+        )
         assert rnn.path("cpu") is expected, name
         assert GatedRNN(name, 3, 4, backend="reference").path("cpu") is Backend.REFERENCE
     # Off the CPU, in other dtypes or under autocast, custom cells take the reference loop
@@ -137,7 +147,7 @@ def test_float32_stays_close_to_float64_over_long_sequences(name):
         assert (p.grad.double() - p64.grad).norm() <= 1e-4 * p64.grad.norm() + 1e-6
 
 
-@pytest.mark.parametrize("name", preset_names())
+@pytest.mark.parametrize("name", COMPILED_PRESETS)
 def test_inference_computes_what_training_does(name):
     """Without a backward to come the kernels keep one step's activations, not all."""
     rnn = GatedRNN(name, 3, 4, num_layers=2, bidirectional=True, backend="compiled").double()
