@@ -32,7 +32,7 @@ from tests.sweeps import (
 from tests.tasks.helpers import write_framewise
 
 
-@pytest.mark.parametrize("workers", [2, 4])
+@pytest.mark.parametrize("workers", [2, pytest.param(4, marks=pytest.mark.slow)])
 def test_workers_share_one_study_and_one_sqlite_store(tmp_path, workers):
     """Identical sweeps started together: one MLflow parent run for the study, parenting
     every job, and no trial but the n_trials that ran (none asked of the full study)."""
@@ -292,7 +292,9 @@ def _as_a_background_job() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
+)
 def test_a_signal_to_ablate_ui_stops_every_process_it_started(tmp_path, signum):
     _store(tmp_path)
     port = free_port()

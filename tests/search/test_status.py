@@ -8,23 +8,31 @@ import struct
 import subprocess
 import termios
 
+import pytest
+
 from tests.conftest import run_ablate
 from tests.sweeps import sweep, sweep_command, write_conf
 
 
-def test_status_counts_the_trials_of_each_study(tmp_path):
-    sweep(write_conf(tmp_path), tmp_path, "hydra.sweeper.n_trials=2")
-    result = run_ablate("status", "experiment=default", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A finished sweep of three trials: its folder and its output."""
+    root = tmp_path_factory.mktemp("swept")
+    result = sweep(write_conf(root), root, "hydra.sweeper.n_trials=3")
+    return root, result.stdout + result.stderr
+
+
+def test_status_counts_the_trials_of_each_study(swept):
+    result = run_ablate("status", "experiment=default", cwd=swept[0])
     header, row, line = result.stdout.strip().splitlines()
     assert header.split() == ["study", "finished", "pruned", "diverged", "failed", "running",
                               "queued", "of", "best"]  # fmt: skip
-    assert row.split()[:7] == ["default/nig/digits", "2", "0", "0", "0", "0", "0"]
-    assert line == "default: 2 trials, 0 running, 2 in the last hour"
+    assert row.split()[:7] == ["default/nig/digits", "3", "0", "0", "0", "0", "0"]
+    assert line == "default: 3 trials, 0 running, 3 in the last hour"
 
 
-def test_status_of_an_unknown_experiment_is_one_line(tmp_path):
-    sweep(write_conf(tmp_path), tmp_path, "hydra.sweeper.n_trials=1")
-    result = run_ablate("status", "experiment=greff2017", cwd=tmp_path, check=False)
+def test_status_of_an_unknown_experiment_is_one_line(swept):
+    result = run_ablate("status", "experiment=greff2017", cwd=swept[0], check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "ablate status: error: no study of experiment 'greff2017' in the Optuna storage "
@@ -42,17 +50,17 @@ def _status_lines(output: str) -> list[str]:
     return [line.split("] ")[-1] for line in output.splitlines() if " trials, " in line]
 
 
-def test_the_sweep_logs_where_it_stands_after_each_launch(tmp_path):
+def test_the_sweep_logs_where_it_stands_after_each_launch(swept):
     """One line per launch, as `ablate status` says it; no bar in a log."""
-    result = sweep(write_conf(tmp_path), tmp_path, "hydra.sweeper.n_trials=3")
-    lines = _status_lines(result.stdout + result.stderr)
+    output = swept[1]
+    lines = _status_lines(output)
     assert lines[0] == "default: 0 of 3 trials, 0 running, none finished in the last hour"
     assert [line.split(",")[0] for line in lines[1:]] == [
         "default: 1 of 3 trials", "default: 2 of 3 trials", "default: 3 of 3 trials"
     ]  # fmt: skip
     assert lines[1].endswith("1 in the last hour, ~" + lines[1].rsplit("~", 1)[1])
     assert lines[-1] == "default: 3 of 3 trials, 0 running, complete"
-    assert "\r" not in result.stderr and "trial/s" not in result.stderr
+    assert "\r" not in output and "trial/s" not in output
 
 
 def test_a_sweep_on_a_terminal_draws_its_progress(tmp_path):

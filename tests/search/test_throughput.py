@@ -6,7 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # a minute of two full quickstart sweeps; the default run keeps to budget
 def test_throughput_compares_one_job_on_all_threads_with_one_job_per_core(tmp_path):
     out = tmp_path / "throughput.md"
     result = subprocess.run(
