@@ -1,8 +1,9 @@
 """``ablate bench``: every preset's speed against torch's fused kernels, measured in one run.
 
 For each size and mode (training: forward+backward; inference: forward alone, no_grad) it
-times every preset and torch.nn.LSTM/GRU/RNN round-robin, so that a shared machine's drift
-hits all of them alike, and reports medians, ratios to the family's torch kernel and to
+times every preset in a pair with its family's torch kernel (nn.LSTM/GRU/RNN), alternating,
+so that a shared machine's drift hits both alike, with a control pair (nn.LSTM against
+itself), and reports medians, paired ratios to the family's torch kernel and to
 nn.LSTM, matmul FLOPs and GFLOP/s, and the peak memory of one step. It checks the speed
 targets and writes the tables (Markdown, CSV) and a plot under ``reports/bench/``. Timings are
 reported, never asserted: they depend on the machine and its load.
@@ -64,7 +65,9 @@ class Row:
     baseline: str
     ms: float  # median time of one step
     ms_min: float  # fastest step (interference only slows a step down)
-    ratio: float  # to the family's torch kernel
+    ratio: float  # to the family's torch kernel: the median of the paired repeats' ratios
+    ratio_min: float
+    ratio_max: float
     ratio_lstm: float  # to torch.nn.LSTM
     target: float | None  # the largest ratio allowed, None where the issue sets none
     gflop: float
@@ -104,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     header = (
         f"# ablate bench: {machine}\n\n{datetime.date.today()}, torch {torch.__version__}, "
-        f"float32, medians of {args.repeats} round-robin repeats after {args.warmup} warmup; "
-        "ratios are to the torch kernel of the preset's family (nn.LSTM, nn.GRU, nn.RNN; "
-        "nn.LSTM for the sLSTM) "
-        "measured in the same run.\n"
+        f"float32. Each preset is timed in a pair with the torch kernel of its family (nn.LSTM, "
+        "nn.GRU, nn.RNN; nn.LSTM for the sLSTM), the two alone in the rotation and alternating "
+        f"which goes first, {args.repeats} repeats after {args.warmup} warmup; ratio: the median "
+        "of the repeats' ratios (min-max beside it). The control row times a second nn.LSTM "
+        "against the first in the same way: it reads 1.00 when the harness is fair.\n"
     )
     (args.out / f"{stem}.md").write_text("\n\n".join([header, *sections, summary(rows)]) + "\n")
     _write_csv(args.out / f"{stem}.csv", rows)
@@ -124,8 +128,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     """The options, checked; sizes, presets and modes parsed into their values."""
     parser = argparse.ArgumentParser(
         prog="ablate bench",
-        description="Time every cell preset against torch's fused kernels (medians of "
-        "round-robin repeats after a warmup) and write the tables and a plot.",
+        description="Time every cell preset against torch's fused kernels (paired with its "
+        "family's kernel, alternating; medians after a warmup, a control pair) and write the "
+        "tables and a plot.",
     )
     parser.add_argument("--sizes", default="small,large",
                         help="comma-separated sizes: small (T=100 B=32 M=64 N=128), large "
@@ -177,51 +182,87 @@ def _parse_size(text: str) -> Size:
     return Size(*(int(p) for p in parts))
 
 
+CONTROL = "control: torch.nn.LSTM"  # a second nn.LSTM, timed against the first like a preset
+
+
 def measure(names: list[str], size_name: str, size: Size, mode: str, device: torch.device,
             repeats: int, warmup: int) -> list[Row]:
-    """Time the presets and the baselines round-robin; one row each, baselines first."""
+    """Each preset timed in a pair with its family's torch kernel, alone in the rotation, the
+    two alternating which goes first, and the ratio taken repeat by repeat: a round-robin of
+    every preset let the order and the machine's drift bias the ratios by 10-30%. A second
+    nn.LSTM, paired with the first the same way, is the harness's control (1.00 +- noise).
+    One row per baseline first (its median over all its pairs), then the control, then the
+    presets."""
     torch.manual_seed(0)
     x = torch.randn(size.steps, size.batch, size.input_size, device=device)
     x.requires_grad_(mode == "train")  # as in a layer of a stack: dx is computed too
     m, n = size.input_size, size.hidden_size
-    entries: dict[str, tuple[nn.Module, str, CellSpec]] = {}
+    baselines: dict[str, tuple[nn.Module, CellSpec]] = {}
     for kind, (label, module, equivalent) in BASELINES.items():
         if kind is StateKind.LSTM or any(preset(p).kind is kind for p in names):
-            entries[label] = (module(m, n).to(device), "torch", preset(equivalent))
+            baselines.setdefault(label, (module(m, n).to(device), preset(equivalent)))
+    lstm = BASELINES[StateKind.LSTM][0]
+    candidates: list[tuple[str, nn.Module, str, CellSpec]] = [
+        (CONTROL, nn.LSTM(m, n).to(device), "torch", baselines[lstm][1])
+    ]
     for name in names:
         rnn = GatedRNN(name, m, n).to(device)
-        entries[name] = (rnn, str(rnn.path(device)), rnn.spec)
+        candidates.append((name, rnn, str(rnn.path(device)), rnn.spec))
 
-    steps = {key: _step(model, x, mode) for key, (model, _, _) in entries.items()}
-    times: dict[str, list[float]] = {key: [] for key in entries}
-    for repeat in range(warmup + repeats):
-        for key, step in steps.items():
-            elapsed = _time(step, device)
-            if repeat >= warmup:
-                times[key].append(elapsed)
-
-    medians = {key: statistics.median(ts) for key, ts in times.items()}
-    lstm_flops = _flops(BASELINES[StateKind.LSTM][2], size, mode)
-    rows = []
-    for key, (_, backend, spec) in entries.items():
+    steps = {label: _step(model, x, mode) for label, (model, _) in baselines.items()}
+    baseline_times: dict[str, list[float]] = {label: [] for label in baselines}
+    timed = []
+    for key, model, backend, spec in candidates:
         label = BASELINES[spec.kind][0]
+        step = _step(model, x, mode)
+        mine, theirs = _paired(step, steps[label], device, repeats, warmup)
+        baseline_times[label] += theirs
+        ratios = [a / b for a, b in zip(mine, theirs, strict=True)]
+        timed.append((key, backend, spec, label, step, mine, ratios))
+
+    lstm_median = statistics.median(baseline_times[lstm])
+    lstm_flops = _flops(BASELINES[StateKind.LSTM][2], size, mode)
+
+    def row(key: str, backend: str, spec: CellSpec, label: str, step: Callable[[], None],
+            times: list[float], ratios: list[float], judged: bool) -> Row:
         flops = _flops(spec, size, mode)
-        rows.append(Row(
-            size=size_name,
-            mode=mode,
-            name=key,
-            backend=backend,
-            baseline=label,
-            ms=medians[key] * 1e3,
-            ms_min=min(times[key]) * 1e3,
-            ratio=medians[key] / medians[label],
-            ratio_lstm=medians[key] / medians[BASELINES[StateKind.LSTM][0]],
-            target=None if backend == "torch" else target(spec, flops / lstm_flops, device),
-            gflop=flops / 1e9,
-            gflops=flops / medians[key] / 1e9,
-            peak_mib=peak_memory(steps[key], device) / 2**20,
-        ))
+        median = statistics.median(times)
+        return Row(
+            size=size_name, mode=mode, name=key, backend=backend, baseline=label,
+            ms=median * 1e3, ms_min=min(times) * 1e3,
+            ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios),
+            ratio_lstm=median / lstm_median,
+            target=target(spec, flops / lstm_flops, device) if judged else None,
+            gflop=flops / 1e9, gflops=flops / median / 1e9,
+            peak_mib=peak_memory(step, device) / 2**20,
+        )
+
+    rows = [
+        row(label, "torch", spec, label, steps[label], ts, [1.0], judged=False)
+        for label, ts in baseline_times.items()
+        for spec in [baselines[label][1]]
+    ]
+    rows += [
+        row(key, backend, spec, label, step, mine, ratios, judged=key != CONTROL)
+        for key, backend, spec, label, step, mine, ratios in timed
+    ]
     return rows
+
+
+def _paired(step: Callable[[], None], baseline: Callable[[], None], device: torch.device,
+            repeats: int, warmup: int) -> tuple[list[float], list[float]]:
+    """Times of ``step`` and ``baseline`` per repeat, the first of the two alternating."""
+    mine: list[float] = []
+    theirs: list[float] = []
+    for repeat in range(warmup + repeats):
+        if repeat % 2:
+            b, a = _time(baseline, device), _time(step, device)
+        else:
+            a, b = _time(step, device), _time(baseline, device)
+        if repeat >= warmup:
+            mine.append(a)
+            theirs.append(b)
+    return mine, theirs
 
 
 def target(spec: CellSpec, flop_ratio: float, device: torch.device) -> float | None:
@@ -345,13 +386,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-COLUMNS = ("preset", "ran on", "vs", "ms", "ratio", "x nn.LSTM", "target", "met", "GFLOP",
-           "GFLOP/s", "peak MiB")
+COLUMNS = ("preset", "ran on", "vs", "ms", "ratio", "min-max", "x nn.LSTM", "target", "met",
+           "GFLOP", "GFLOP/s", "peak MiB")
 
 
 def _cells(r: Row) -> tuple[str, ...]:
     return (
-        r.name, r.backend, r.baseline, f"{r.ms:.2f}", f"{r.ratio:.2f}", f"{r.ratio_lstm:.2f}",
+        r.name, r.backend, r.baseline, f"{r.ms:.2f}", f"{r.ratio:.2f}",
+        f"{r.ratio_min:.2f}-{r.ratio_max:.2f}", f"{r.ratio_lstm:.2f}",
         "" if r.target is None else f"<= {r.target:.2f}", r.met, f"{r.gflop:.2f}",
         f"{r.gflops:.0f}", f"{r.peak_mib:.1f}",
     )

@@ -36,6 +36,7 @@ def test_bench_writes_tables_and_plot(tmp_path, capsys):
     by_key = {(r["name"], r["mode"]): r for r in rows}
     assert {name for name, _ in by_key} == {
         "torch.nn.LSTM",
+        "control: torch.nn.LSTM",
         "torch.nn.GRU",
         "torch.nn.RNN",
         "vanilla",
@@ -47,11 +48,29 @@ def test_bench_writes_tables_and_plot(tmp_path, capsys):
     assert by_key["lstm", "train"]["backend"] == "fused"
     assert by_key["gru", "train"]["baseline"] == "torch.nn.GRU"
     assert float(by_key["torch.nn.LSTM", "train"]["ratio"]) == 1.0
+    control = by_key["control: torch.nn.LSTM", "train"]  # timed in pairs, like a preset
+    assert control["baseline"] == "torch.nn.LSTM" and control["target"] == ""
+    assert float(control["ratio_min"]) <= float(control["ratio"]) <= float(control["ratio_max"])
     assert float(by_key["vanilla", "train"]["peak_mib"]) > 0
     assert by_key["vanilla", "train"]["target"] == "1.25"
     assert by_key["tanh", "infer"]["target"] == ""
     assert "| vanilla " in (out / "cpu.md").read_text()
     assert (out / "cpu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pairs_alternate_which_goes_first():
+    """A preset and its baseline, alone in the rotation, first in turn: drift hits both."""
+    import torch
+
+    from ablate.bench import _paired
+
+    calls: list[str] = []
+    mine, theirs = _paired(
+        lambda: calls.append("preset"), lambda: calls.append("torch"), torch.device("cpu"),
+        repeats=4, warmup=1,
+    )  # fmt: skip
+    assert len(mine) == len(theirs) == 4
+    assert calls == ["preset", "torch", "torch", "preset"] * 2 + ["preset", "torch"]
 
 
 def test_bench_forward_only_and_bad_arguments(tmp_path, capsys):
