@@ -13,7 +13,17 @@ import pandas as pd
 from ablate.archive.cli import ARCHIVE_FILE
 from ablate.errors import AblateError
 from ablate.progress import bar
-from ablate.report import figures, greff, hyper, jozefowicz, scale, tables, verdicts, weiss
+from ablate.report import (
+    components,
+    figures,
+    greff,
+    hyper,
+    jozefowicz,
+    scale,
+    tables,
+    verdicts,
+    weiss,
+)
 from ablate.report.runs import histories, load_jobs, load_studies
 from ablate.report.store import Source, describe, optuna_url
 from ablate.search.storage import open_storage
@@ -205,6 +215,38 @@ def _hyper(
     return found
 
 
+def _components(
+    w: Writer,
+    jobs: pd.DataFrame,
+    storage_url: str | None,
+    analyses: list[hyper.Analysis],
+    o: Options,
+) -> list[components.Analysis]:
+    """Only where the store holds a search over the cell's components."""
+    mine = [a for a in analyses if not a.skipped and components.searched(a)]
+    if not mine or storage_url is None:
+        return []
+    storage = open_storage(storage_url)
+    found = [components.analyse(storage, jobs, a, o.seed) for a in mine]
+    w.text(
+        "## 3b. The cell's components",
+        "The trials searched the cell's components with the hyperparameters (each trial's cell "
+        "is its run's tag `cell.components`). Importances are fANOVA's, as in section 3; the "
+        "interactions, marginals and predicted values come from the same seeded random forest, "
+        "averaged uniformly over everything else.",
+    )
+    w.table(components.importance_table(found))
+    w.table(components.pair_table(found))
+    for a in found:
+        w.figure(
+            figures.component_marginals(a, w.out / FIGURES),
+            f"{a.task}: predicted test {a.metric} with each component on and off",
+        )
+    w.table(components.cells_table(found))
+    w.stage("components", f"{len(found)} tasks")
+    return found
+
+
 def _curves(w: Writer, source: Source, best: pd.DataFrame) -> None:
     w.text("## 4. Learning curves of the best run per cell and task")
     for task in sorted(best["task"].unique()):
@@ -255,12 +297,13 @@ def build(source: Source, o: Options, echo: Callable[[str], None] = print) -> Pa
     best = jozefowicz.best_runs(jobs)
     agreements = _jozefowicz(w, best)
     analyses = _hyper(w, jobs, storage, o)
+    parts = _components(w, jobs, storage, analyses, o)
     if not best.empty:
         _curves(w, source, best)
     counting = _weiss(w, jobs)
     finished = jobs[jobs["state"] == "finished"].groupby(["task", "cell"]).size()
     evidence = verdicts.Evidence(
-        comparisons, o.alpha, analyses, best, finished, agreements, counting
+        comparisons, o.alpha, analyses, best, finished, agreements, counting, parts
     )
     table, untested = verdicts.judge(evidence)
     table.frame["verdict"] = [size.prefix(v) for v in table.frame["verdict"]]

@@ -16,6 +16,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
+from ablate.report.components import Analysis as ComponentAnalysis  # noqa: E402
+from ablate.report.components import label as component_label  # noqa: E402
 from ablate.report.greff import Comparison, Panel, cell_order  # noqa: E402
 from ablate.report.hyper import LABEL, Analysis  # noqa: E402
 
@@ -339,3 +341,48 @@ def weiss(runs: pd.DataFrame, folder: Path) -> list[Path]:
             ax.legend(fontsize=8)
         fig.suptitle("Weiss et al.: generalisation limits on the counting languages, per run")
         return save(fig, folder, "weiss_limits")
+
+
+def component_marginals(a: ComponentAnalysis, folder: Path) -> list[Path]:
+    """One panel per component: the predicted test metric at each of its choices, averaged
+    over everything else, with the spread between trees; the panels share the y axis."""
+    keys = list(a.marginals)
+    columns = min(4, len(keys))
+    rows = -(-len(keys) // columns)
+    with sns.axes_style(STYLE):
+        fig, axes = plt.subplots(
+            rows,
+            columns,
+            figsize=(2.6 * columns + 1, 2.3 * rows + 0.9),
+            sharey=True,
+            squeeze=False,
+            constrained_layout=True,
+        )
+        for ax, key in zip(axes.flat, keys, strict=False):
+            choices = a.marginals[key]
+            names = [
+                ("on" if c.value else "off") if isinstance(c.value, bool) else f"{c.value}"
+                for c in choices
+            ]
+            means = np.array([c.mean for c in choices])
+            best = int(np.argmax(means) if a.higher_is_better else np.argmin(means))
+            colours = ["C2" if i == best else "C0" for i in range(len(choices))]
+            ax.bar(names, means, yerr=[c.std for c in choices], color=colours, capsize=3)
+            ax.set_title(component_label(key), fontsize=10)
+            ax.tick_params(axis="x", labelsize=9)
+        for ax in axes.flat[len(keys) :]:
+            ax.set_visible(False)
+        for ax in axes[:, 0]:
+            ax.set_ylabel(f"test {a.metric}")
+        low = min(c.mean - c.std for m in a.marginals.values() for c in m)
+        high = max(c.mean + c.std for m in a.marginals.values() for c in m)
+        pad = 0.15 * (high - low) if high > low else 0.05 * abs(high) or 0.01
+        axes[0, 0].set_ylim(low - pad, high + pad)
+        fig.suptitle(
+            f"{a.task}: predicted test {a.metric} per component choice "
+            f"({_direction(a.higher_is_better)}; green: the better)\n"
+            f"random forest on {a.trials} trials, averaged over the other components and the "
+            "hyperparameters; +-1 std between trees",
+            fontsize=10,
+        )
+        return save(fig, folder, f"component_marginals_{a.task}")

@@ -218,6 +218,11 @@ def values_of(trials: Sequence[FrozenTrial], jobs: pd.DataFrame) -> tuple[list, 
     return kept + diverged, np.concatenate([capped, np.full(len(diverged), worst)]), clipped
 
 
+def matrix(dims: Sequence[Dim], trials: Sequence[FrozenTrial]) -> np.ndarray:
+    """The trials' parameters as the forest sees them, one row per trial."""
+    return np.array([[d.encode(t.params[d.key]) for d in dims] for t in trials], dtype=float)
+
+
 def _importances(dims: list[Dim], trials: list[FrozenTrial], y: np.ndarray, seed: int) -> dict:
     study = optuna.create_study()
     study.add_trials(
@@ -268,14 +273,51 @@ def _predict(model: Any, x: np.ndarray) -> np.ndarray:
     return model.predict(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1])
 
 
-def _forest_analysis(
-    dims: list[Dim], x: np.ndarray, y: np.ndarray, seed: int
-) -> tuple[list[Marginal], Interaction | None]:
+def fit_forest(x: np.ndarray, y: np.ndarray, seed: int) -> RandomForestRegressor:
     forest = RandomForestRegressor(
         n_estimators=N_TREES, max_depth=MAX_DEPTH, random_state=seed, n_jobs=1
     )
-    forest.fit(x, y)
-    base = _uniform(dims, _BASE, np.random.default_rng(seed))
+    return forest.fit(x, y)
+
+
+def base_design(dims: list[Dim], seed: int) -> np.ndarray:
+    """The other parameters' values the marginals average over: uniform, seeded."""
+    return _uniform(dims, _BASE, np.random.default_rng(seed))
+
+
+def marginal(
+    forest: RandomForestRegressor, base: np.ndarray, column: int, grid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The predicted metric at each grid value of one column, averaged over ``base``: the
+    mean and the standard deviation between the trees."""
+    design = _design(base, [(column, grid)])
+    trees = np.stack([_predict(t, design).mean(axis=-1) for t in forest.estimators_])
+    return trees.mean(axis=0), trees.std(axis=0)
+
+
+def pair_effects(
+    forest: RandomForestRegressor,
+    base: np.ndarray,
+    first: tuple[int, np.ndarray],
+    second: tuple[int, np.ndarray],
+) -> tuple[np.ndarray, float, float, float]:
+    """Two columns' predicted grid and the fractions of the variance their main effects and
+    their interaction explain. One product design (grid x grid x uniform others), so that the
+    variance splits exactly into the two main effects, their interaction and the rest."""
+    pred = _predict(forest, _design(base[: _BASE // 2], [first, second]))
+    total = float(pred.var())
+    pair = pred.mean(axis=-1)
+    fa, fb = pair.mean(axis=1), pair.mean(axis=0)
+    joint = pair - fa[:, None] - fb[None, :] + pair.mean()
+    fractions = [float(np.var(v)) / total if total > 0 else math.nan for v in (fa, fb, joint)]
+    return pair, *fractions
+
+
+def _forest_analysis(
+    dims: list[Dim], x: np.ndarray, y: np.ndarray, seed: int
+) -> tuple[list[Marginal], Interaction | None]:
+    forest = fit_forest(x, y, seed)
+    base = base_design(dims, seed)
     index = {d.key: i for i, d in enumerate(dims)}
     marginals = []
     for key in MARGINAL_KEYS:
@@ -283,26 +325,15 @@ def _forest_analysis(
             continue
         d = dims[index[key]]
         grid = _grid(d, _GRID)
-        design = _design(base, [(index[key], grid)])
-        trees = np.stack([_predict(t, design).mean(axis=-1) for t in forest.estimators_])
+        mean, std = marginal(forest, base, index[key], grid)
         job = np.array([d.job_value(g) for g in grid], dtype=float)
-        marginals.append(Marginal(d, job, trees.mean(axis=0), trees.std(axis=0)))
+        marginals.append(Marginal(d, job, mean, std))
     if not all(k in index for k in INTERACTION):
         return marginals, None
     a, b = (dims[index[k]] for k in INTERACTION)
     ga, gb = _grid(a, _PAIR_GRID), _grid(b, _PAIR_GRID)
-    # One product design (grid x grid x uniform others), so that the variance splits exactly
-    # into the two main effects, their interaction and the rest.
-    pred = _predict(forest, _design(base[: _BASE // 2], [(index[a.key], ga), (index[b.key], gb)]))
-    total = float(pred.var())
-    pair = pred.mean(axis=-1)
-    fa, fb = pair.mean(axis=1), pair.mean(axis=0)
-    joint = pair - fa[:, None] - fb[None, :] + pair.mean()
-    fractions = {
-        a.key: float(np.var(fa)) / total if total > 0 else math.nan,
-        b.key: float(np.var(fb)) / total if total > 0 else math.nan,
-        f"{a.key} x {b.key}": float(np.var(joint)) / total if total > 0 else math.nan,
-    }
+    pair, fa, fb, joint = pair_effects(forest, base, (index[a.key], ga), (index[b.key], gb))
+    fractions = {a.key: fa, b.key: fb, f"{a.key} x {b.key}": joint}
     interaction = Interaction(
         (a, b),
         np.array([a.job_value(g) for g in ga], dtype=float),
@@ -334,7 +365,7 @@ def analyse(storage: BaseStorage | None, jobs: pd.DataFrame, task: str, seed: in
     dims = _dims(trials, transforms)
     if not dims:
         return _skip(head, "the studies share no searched hyperparameter")
-    x = np.array([[d.encode(t.params[d.key]) for d in dims] for t in trials], dtype=float)
+    x = matrix(dims, trials)
     marginals, interaction = _forest_analysis(dims, x, y, seed)
     return Analysis(
         head.task,

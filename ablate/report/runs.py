@@ -93,6 +93,7 @@ def load_jobs(source: Source) -> pd.DataFrame:
             "direction": tags.get("direction", "minimize"),
             "state": state_of(run.info.status, tags),
             "study": tags.get("optuna.study", ""),
+            "components": tags.get("cell.components", ""),
             "trial": int(trial) if trial is not None and trial.isdigit() else -1,
             "seed": int(_number(tags.get("seed", "0"))),
             "start_time": int(run.info.start_time or 0),

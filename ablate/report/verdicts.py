@@ -12,16 +12,21 @@ Thresholds, so that a verdict is not read off noise:
 - Jozefowicz's findings compare best test values per (cell, task) and need
   MIN_SEARCH_TRIALS finished trials per cell and task.
 - Weiss's needs MIN_SEEDS finished runs of each cell kind.
+- On a component search: the two most important components (fANOVA) need
+  MIN_FANOVA_SETTINGS settings per task; coupling is judged by Welch's test between the
+  coupled and uncoupled cells that have both gates, MIN_TRIALS of each per task.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from ablate.report import components
 from ablate.report.greff import WEISS_TASK, Comparison
 from ablate.report.hyper import Analysis
 from ablate.report.jozefowicz import RankAgreement
@@ -47,6 +52,7 @@ class Evidence:
     finished: pd.Series  # finished trials per (task, cell)
     agreements: list[RankAgreement]
     counting: pd.DataFrame  # every counting run
+    components: list[components.Analysis] = field(default_factory=list)  # a component search
 
 
 @dataclass(frozen=True)
@@ -219,6 +225,45 @@ def _interaction(a: Analysis) -> float | None:
     return a.interaction.fractions[f"{first} x {second}"]
 
 
+# -- Greff's conclusions on a component search ------------------------------------------------
+
+
+def _top_components(e: Evidence) -> tuple[str, str] | None:
+    wanted = {"cell.gates.forget", "cell.output_activation"}
+    found = [a for a in e.components if wanted <= {d.key for d in a.dims}]
+    if not found:
+        return None
+    parts, holds = [], True
+    for a in found:
+        ranked = sorted((d.key for d in a.dims), key=lambda k: -a.importances.get(k, 0.0))
+        holds &= set(ranked[:2]) == wanted
+        top = ", ".join(
+            f"{components.label(k)} {a.importances.get(k, 0.0):.2f}" for k in ranked[:3]
+        )
+        parts.append(f"{a.task}: {top}")
+    if any(a.settings < MIN_FANOVA_SETTINGS for a in found):
+        return "; ".join(parts), TOO_FEW
+    return "; ".join(parts), HOLDS if holds else FAILS
+
+
+def _coupling_free(e: Evidence) -> tuple[str, str] | None:
+    found = [(a, components.coupling(a)) for a in e.components]
+    found = [(a, c) for a, c in found if c is not None]
+    if not found:
+        return None
+    parts, enough, worse = [], True, False
+    for a, (p, on, off, n_on, n_off) in found:
+        parts.append(
+            f"{a.task}: coupled {on:.4g} (n={n_on}) vs not {off:.4g} (n={n_off}), p = {p:.3g}"
+        )
+        enough &= min(n_on, n_off) >= MIN_TRIALS
+        hurts = on < off if a.higher_is_better else on > off
+        worse |= hurts and not math.isnan(p) and p < e.alpha
+    if not enough:
+        return "; ".join(parts), TOO_FEW
+    return "; ".join(parts), FAILS if worse else HOLDS
+
+
 # -- Jozefowicz: best values ------------------------------------------------------------------
 
 
@@ -375,6 +420,16 @@ FINDINGS = (
         f"Hyperparameters are nearly independent (lr x hidden size interaction < {NEGLIGIBLE:g})",
         "Greff 2017",
         _small(_interaction, "interaction"),
+    ),
+    Finding(
+        "The forget gate and the output activation are the most important components",
+        "Greff 2017",
+        _top_components,
+    ),
+    Finding(
+        "Coupling the gates (CIFG) costs nothing (coupled cells not significantly worse)",
+        "Greff 2017",
+        _coupling_free,
     ),
     Finding(
         "LSTM-b (forget bias 1) beats the LSTM on every task",

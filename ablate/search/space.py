@@ -6,7 +6,8 @@ transform from the sampled value to the value the job receives.
     model.num_layers: {type: categorical, choices: [1, 2, 3, 4]}
 
 Greff's momentum is 1 - log-uniform[0.01, 1]: Optuna samples (and fANOVA analyses) the
-log-uniform variable, the job gets 1 minus it.
+log-uniform variable, the job gets 1 minus it. Keys under ``cell.`` are the cell's components
+(:mod:`ablate.search.components`): categorical, and drawn only in combinations the spec accepts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from optuna.distributions import (
 )
 
 from ablate.errors import AblateError
+from ablate.search import components
 
 TRANSFORMS: dict[str, Callable[[Any], Any]] = {
     "identity": lambda v: v,
@@ -37,6 +39,10 @@ class Dimension:
     key: str  # the config key the job receives, e.g. "optim.lr"
     distribution: BaseDistribution
     transform: str = "identity"
+
+    @property
+    def component(self) -> bool:
+        return components.is_component(self.key)
 
     def value(self, sampled: Any) -> Any:
         return TRANSFORMS[self.transform](sampled)
@@ -90,6 +96,10 @@ def _dimension(key: str, spec: Any) -> Dimension:
     transform = str(spec.get("transform", "identity"))
     if transform not in TRANSFORMS:
         raise fail(f"unknown transform {transform!r} (valid: {', '.join(TRANSFORMS)})")
+    if components.is_component(key):
+        components.check_key(key)
+        if kind != "categorical" or transform != "identity":
+            raise fail("a cell component takes a list 'choices' and no transform")
     if kind == "categorical":
         choices = spec.get("choices")
         if not choices or isinstance(choices, str):

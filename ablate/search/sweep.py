@@ -40,6 +40,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ablate.errors import AblateError
 from ablate.progress import StudyBars
+from ablate.search import components
 from ablate.search.samplers import build_pruner, build_sampler
 from ablate.search.space import Dimension, parse_space
 from ablate.search.storage import JOURNAL, open_storage, storage_url
@@ -116,6 +117,7 @@ class StudySlot:
     created: bool = False  # this sweep created the study, so it makes the parent run
     parent: TrackedRun | None = None
     launched: list[int] = field(default_factory=list)
+    cell: Mapping[str, Any] = field(default_factory=dict)  # the preset's spec
 
     def counted(self) -> list[FrozenTrial]:
         return [t for t in self.study.get_trials(deepcopy=False) if counts(t)]
@@ -170,6 +172,7 @@ class Sweep:
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*grid, *arguments])
         searched = {d.key for d in self.space}
+        searched |= {"components"} if any(d.component for d in self.space) else set()
         clash = sorted(searched & {o.get_key_element() for o in overrides})
         if clash:
             raise AblateError(f"{clash[0]} is both searched and set on the command line")
@@ -186,9 +189,11 @@ class Sweep:
         for combo in self.combinations(arguments):
             job = self._job_config(combo)
             for dim in self.space:
+                if dim.component:
+                    continue
                 if OmegaConf.select(job, dim.key, default="__missing__") == "__missing__":
                     raise AblateError(f"search space: {dim.key}: no such config key")
-            sample = [dim.override(_low(dim)) for dim in self.space]
+            sample = [dim.override(_low(dim)) for dim in self.space if not dim.component]
             checked = self._job_config([*combo, *sample])
             with open_dict(checked):
                 checked.pop("hydra")  # its runtime fields exist only inside a job
@@ -198,8 +203,8 @@ class Sweep:
             cls, _ = task_class(config["task"])
             name = self.settings.study_name or study_name(job, combo, self.swept)
             direction = "maximize" if cls.higher_is_better else "minimize"
-            planned.append((combo, job, name, direction))
-        if len({name for _, _, name, _ in planned}) != len(planned):
+            planned.append((combo, job, name, direction, config["cell"]))
+        if len({p[2] for p in planned}) != len(planned):
             raise AblateError(
                 "hydra.sweeper.study_name is fixed but the grid has several "
                 "combinations; leave it null for one study per combination"
@@ -210,7 +215,7 @@ class Sweep:
         self.storage: BaseStorage = open_storage(self.storage_url)
         self.uri = tracking_uri(first.tracking.uri, first.tracking.root)
         slots = []
-        for combo, job, name, direction in planned:
+        for combo, job, name, direction, cell in planned:
             experiment_id = ensure_experiment(
                 self.uri, str(job.tracking.experiment), job.tracking.root
             )
@@ -220,7 +225,12 @@ class Sweep:
                 storage=self.storage,
                 study_name=name,
                 direction=direction,
-                sampler=build_sampler(self.settings.sampler, self.space, existing),
+                sampler=build_sampler(
+                    self.settings.sampler,
+                    self.space,
+                    existing,
+                    lambda values, cell=cell: components.valid(cell, values),
+                ),
                 pruner=build_pruner(self.settings.pruner),
                 load_if_exists=True,
             )
@@ -243,6 +253,7 @@ class Sweep:
                     n_trials,
                     experiment_id,
                     created,
+                    cell=cell,
                 )
             )
         return slots
@@ -349,8 +360,17 @@ class Sweep:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def _params(self, slot: StudySlot, params: Mapping[str, Any]) -> list[str]:
+        """The job's overrides for a trial's parameters: the cell's components as one."""
+        out = [dim.override(params[dim.key]) for dim in self.space if not dim.component]
+        picked = {d.key: params[d.key] for d in self.space if d.component}
+        if picked:
+            spec = components.sampled_spec(slot.cell, picked)
+            out.append(f"components={components.token(spec)}")
+        return out
+
     def _overrides(self, slot: StudySlot, trial: Trial) -> list[str]:
-        params = [dim.override(trial.params[dim.key]) for dim in self.space]
+        params = self._params(slot, trial.params)
         sweep = [
             f"sweep.storage={_quote(self.storage_url)}",
             f"sweep.study={_quote(slot.name)}",
@@ -363,7 +383,7 @@ class Sweep:
     def _launch(self, batch: list[tuple[StudySlot, Trial]]) -> None:
         jobs = [self._overrides(slot, trial) for slot, trial in batch]
         for slot, trial in batch:
-            params = " ".join(d.override(trial.params[d.key]) for d in self.space)
+            params = " ".join(self._params(slot, trial.params))
             log.info("%s: trial %d: %s", slot.name, trial.number, params)
         try:
             results = self.launcher.launch(jobs, initial_job_idx=self.job_index)

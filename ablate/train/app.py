@@ -25,6 +25,7 @@ from ablate.cells import CellSpec
 from ablate.errors import AblateError
 from ablate.model import ModelConfig, SequenceModel, count_parameters
 from ablate.paths import config_dir
+from ablate.search import components
 from ablate.search.trial import JobOutcome, Pruned, TrialReporter
 from ablate.tasks import Task, build_task, task_class
 from ablate.tracking import (
@@ -153,6 +154,8 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     config.pop("hydra", None)  # present when composed with return_hydra_config
+    if config.get("components") and isinstance(config.get("cell"), dict):
+        config["cell"] = components.apply_token(config["cell"], config["components"])
     return config
 
 
@@ -197,6 +200,8 @@ def _job_tags(job: Job, cfg: DictConfig) -> dict[str, str]:
         "ablate.fingerprint": job.fingerprint,
         "job_dir": str(job.job_dir.resolve()),
     }
+    if job.config.get("components"):
+        tags["cell.components"] = components.describe(job.spec)
     if HydraConfig.initialized():
         hc = HydraConfig.get()
         tags["hydra.sweep_dir"] = str(OmegaConf.select(hc, "sweep.dir", default=""))
@@ -225,13 +230,14 @@ def _open_run(job: Job, cfg: DictConfig, uri: str, experiment_id: str) -> tuple[
             run = TrackedRun(uri, str(saved.get("run_id")))
             if run.exists():
                 return run, True
+    tags = _job_tags(job, cfg)
     run = TrackedRun.create(
         uri,
         experiment_id,
         # A search's trials share a seed: they are told apart by their trial number.
-        name=f"{job.spec.name}/{job.task.name}/"
+        name=f"{tags.get('cell.components', job.spec.name)}/{job.task.name}/"
         + (f"trial{cfg.sweep.trial}" if cfg.sweep.trial is not None else f"seed{cfg.seed}"),
-        tags=_job_tags(job, cfg),
+        tags=tags,
         parent_run_id=cfg.sweep.parent_run_id or os.environ.get(PARENT_RUN_ENV),
     )
     job.job_dir.mkdir(parents=True, exist_ok=True)
