@@ -159,6 +159,10 @@ def _jozefowicz(w: Writer, best: pd.DataFrame) -> list[jozefowicz.RankAgreement]
     if best.empty:
         w.text("No finished runs.")
         return []
+    best = best[best["task"] != greff.WEISS_TASK]  # counted by their limits, in section 5
+    if best.empty:
+        w.text("Only counting runs here: their limits are in section 5.")
+        return []
     table, agreements = jozefowicz.table(best)
     w.table(table)
     if agreements:
@@ -303,7 +307,7 @@ def build(source: Source, o: Options, echo: Callable[[str], None] = print) -> Pa
     counting = _weiss(w, jobs)
     finished = jobs[jobs["state"] == "finished"].groupby(["task", "cell"]).size()
     evidence = verdicts.Evidence(
-        comparisons, o.alpha, analyses, best, finished, agreements, counting, parts
+        comparisons, o.alpha, analyses, best, finished, agreements, counting, parts, jobs
     )
     table, untested = verdicts.judge(evidence)
     table.frame["verdict"] = [size.prefix(v) for v in table.frame["verdict"]]

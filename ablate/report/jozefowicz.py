@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.report.greff import cell_order
-from ablate.report.paper import JOZEFOWICZ_LABEL, TABLE1_COLUMN, TABLE1_METRIC, table1
+from ablate.report.paper import CELL_LABEL, TABLE1_COLUMN, TABLE1_METRIC, table1
 from ablate.report.stats import spearman
 from ablate.report.tables import Table
 
@@ -47,7 +47,7 @@ def table(best: pd.DataFrame) -> tuple[Table, list[RankAgreement]]:
     indexed = best.set_index(["task", "cell"])
     rows = []
     for cell in cells:
-        row: dict[str, object] = {"cell": JOZEFOWICZ_LABEL.get(cell, cell)}
+        row: dict[str, object] = {"cell": CELL_LABEL.get(cell, cell)}
         for task in tasks:
             found = indexed.loc[(task, cell)] if (task, cell) in indexed.index else None
             metric = str(best.loc[best["task"] == task, "metric"].iloc[0])
@@ -78,7 +78,8 @@ def table(best: pd.DataFrame) -> tuple[Table, list[RankAgreement]]:
         "Per (cell, task) the finished run with the best validation value; its test value. "
         f"'paper' = Jozefowicz et al. 2015 Table 1 (best next-step {TABLE1_METRIC}) where our "
         "task is the paper's: arith (Arith), xml (XML), ptb (PTB, next-word accuracy); text "
-        "(characters) and jsb match no column. A blank: no finished run."
+        "(characters) and jsb match no column. A blank: no finished run, or no such cell in the "
+        "paper (the cells of 2024)."
     )
     title = "Jozefowicz Table 1: best test value per cell and task"
     return Table("jozefowicz_table1", title, frame, note), agreements

@@ -30,6 +30,10 @@ JOZEFOWICZ_LABEL = {
     "mut2": "MUT2",
     "mut3": "MUT3",
 }
+# The cells of 2024 (Feng et al. 2024; Li et al. 2018; Beck et al. 2024), for tables beside
+# Jozefowicz's: the paper has no numbers for them.
+MODERN_LABEL = {"mingru": "minGRU", "minlstm": "minLSTM", "indrnn": "IndRNN", "slstm": "sLSTM"}
+CELL_LABEL = {**JOZEFOWICZ_LABEL, **MODERN_LABEL}
 _TABLE1 = {
     # cell: (Arith, XML, PTB)
     "tanh": (0.29493, 0.32050, 0.08782),

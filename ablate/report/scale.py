@@ -1,7 +1,8 @@
 """Whether a report's runs are its protocol in full, so that nobody reads a pipeline check as
-evidence: a *smoke* experiment (one whose overlay starts from another experiment, e.g.
-greff2017_smoke from greff2017) is labelled with what it shrinks; a full experiment whose sweep
-has not yet run all its trials is labelled *partial*.
+evidence: a *smoke* experiment (one whose overlay starts from another experiment and plans
+fewer trials or epochs, e.g. greff2017_smoke from greff2017) is labelled with what it shrinks;
+an overlay that only extends another (modern from jozefowicz2015) is a protocol of its own; a
+full experiment whose sweep has not yet run all its trials is labelled *partial*.
 
 The planned scale is read from the experiment overlays (trials per study, epochs, minibatches
 per epoch, the grid of studies); what ran, from the runs' own parameters in MLflow.
@@ -48,12 +49,35 @@ def _get(config: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def _shrinks(config: dict[str, Any]) -> str | None:
+def _parent(config: dict[str, Any]) -> str | None:
     """The experiment an overlay starts from (its first default that is an experiment)."""
     for entry in config.get("defaults") or []:
         if isinstance(entry, str) and entry != "_self_" and _overlay(entry) is not None:
             return entry
     return None
+
+
+def _smaller(mine: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Fewer trials or epochs, or minibatches capped where they were not (or more tightly)."""
+
+    def less(key: str) -> bool:
+        return mine.get(key) is not None and theirs.get(key) is not None and mine[key] < theirs[key]
+
+    capped = mine.get("trainer.max_batches") is not None
+    return (
+        less("hydra.sweeper.n_trials")
+        or less("trainer.max_epochs")
+        or (capped and (theirs.get("trainer.max_batches") is None or less("trainer.max_batches")))
+    )
+
+
+def _shrinks(name: str) -> str | None:
+    """The experiment that ``name`` is a smaller version of, if any."""
+    config = _overlay(name)
+    parent = _parent(config) if config else None
+    if parent is None or not _smaller(planned(name), planned(parent)):
+        return None
+    return parent
 
 
 def _grid_size(config: dict[str, Any]) -> int:
@@ -68,7 +92,7 @@ def planned(name: str) -> dict[str, Any]:
     chain, config = [], _overlay(name)
     while config is not None:
         chain.append(config)
-        parent = _shrinks(config)
+        parent = _parent(config)
         config = _overlay(parent) if parent else None
     plan: dict[str, Any] = {}
     for config in reversed(chain):
@@ -95,7 +119,7 @@ def measure(experiment: str, jobs: pd.DataFrame) -> Scale:
     trials = (
         jobs[jobs["study"] != ""].groupby("study")["state"].apply(lambda s: int(s.isin(DONE).sum()))
     )
-    full = _shrinks(config)
+    full = _shrinks(experiment)
     if full is not None:
         plan = planned(full)
         parts = []
