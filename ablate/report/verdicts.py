@@ -270,9 +270,7 @@ def _coupling_free(e: Evidence) -> tuple[str, str] | None:
         enough &= min(n_on, n_off) >= MIN_TRIALS
         hurts = on < off if a.higher_is_better else on > off
         worse |= hurts and not math.isnan(p) and p < e.alpha
-    if not enough:
-        return "; ".join(parts), TOO_FEW
-    return "; ".join(parts), FAILS if worse else HOLDS
+    return _verdict(parts, enough, not worse)
 
 
 # -- Jozefowicz: best values ------------------------------------------------------------------
@@ -342,9 +340,7 @@ def _forget_gate_matters(e: Evidence) -> tuple[str, str] | None:
         parts.append(f"{task}: worst LSTM variant {CELL_LABEL.get(worst, worst)}")
     if not tested:
         return None
-    if not enough:
-        return "; ".join(parts), TOO_FEW
-    return "; ".join(parts), HOLDS if worst_everywhere else FAILS
+    return _verdict(parts, enough, worst_everywhere)
 
 
 def _ordering(e: Evidence) -> tuple[str, str] | None:
@@ -424,9 +420,7 @@ def _counting(e: Evidence) -> tuple[str, str] | None:
             f"{gru['test_generalisation_limit']:g}; strict: {lstm['test_strict_limit']:g} and "
             f"{gru['test_strict_limit']:g})"
         )
-    if not enough:
-        return "; ".join(parts), TOO_FEW
-    return "; ".join(parts), HOLDS if holds else FAILS
+    return _verdict(parts, enough, holds)
 
 
 def _counts_beyond_2x(e: Evidence) -> tuple[str, str] | None:
@@ -448,9 +442,12 @@ def _counts_beyond_2x(e: Evidence) -> tuple[str, str] | None:
             f"(n_train {n_train:g}, runs: {len(mine)}; Weiss's rule "
             f"{best['test_generalisation_limit']:g}, strict {best['test_strict_limit']:g})"
         )
-    if not enough:
-        return "; ".join(parts), TOO_FEW
-    return "; ".join(parts), HOLDS if holds else FAILS
+    return _verdict(parts, enough, holds)
+
+
+def _verdict(parts: list[str], enough: bool, holds: bool) -> tuple[str, str]:
+    """The measured parts, and holds / does not hold, or too few where the gate is not met."""
+    return "; ".join(parts), (HOLDS if holds else FAILS) if enough else TOO_FEW
 
 
 FINDINGS = (
