@@ -30,6 +30,7 @@ from ablate.cells.spec import (
     StateKind,
     UpdateSide,
 )
+from ablate.cells.trials import outer_sum, time_major, trial_major
 
 # Activation codes, the order of csrc/kernels.h's enum Act.
 ACTIVATIONS = ("tanh", "sigmoid", "identity", "relu", "hardtanh", "softsign", "hardsigmoid")
@@ -95,30 +96,30 @@ def _zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
     return torch.zeros_like(like) if grad is None else grad.contiguous()
 
 
-def _flat(t: Tensor) -> Tensor:
-    """(T, B, K) -> (T B, K), for one weight-gradient product over all steps."""
-    return t.reshape(-1, t.shape[-1])
-
-
-def _input_grads(grad_pre: Tensor, x: Tensor, w_ih: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _input_grads(
+    grad_pre: Tensor, x: Tensor, w_ih: Tensor, trials: int
+) -> tuple[Tensor, Tensor, Tensor]:
     """The gradients of x, W and b in W x_t + b, from those of the pre-activations."""
-    flat = _flat(grad_pre)
-    return (flat @ w_ih).view_as(x), flat.t() @ _flat(x), flat.sum(0)
+    flat = trial_major(grad_pre, trials)
+    grad_x = time_major(flat @ w_ih, x.shape[0], trials)
+    return grad_x, outer_sum(grad_pre, x, trials), flat.sum(-2)
 
 
 class _LSTMLoop(torch.autograd.Function):
     """Outputs every step's h, the last c, and (full gate recurrence) the last step's fed-back
-    gate activations, which the next call's ``a0`` continues from; (B, 0) without it."""
+    gate activations, which the next call's ``a0`` continues from; (B, 0) without it.
+    ``trials``: 0, or the K trials whose stacked weights (K, ...) the call computes at once."""
 
     @staticmethod
     def forward(ctx: Any, config: list[int], lengths: Tensor | None, x: Tensor, w_ih: Tensor,
                 bias: Tensor, h0: Tensor, c0: Tensor, a0: Tensor | None, w_hh: Tensor,
                 w_gg: Tensor | None, p_in: Tensor | None, p_fg: Tensor | None,
-                p_out: Tensor | None) -> Any:
+                p_out: Tensor | None, trials: int) -> Any:
         h, c, act, fed = torch.ops.ablate.lstm_forward(
-            x, w_ih, bias, h0, c0, a0, w_hh, w_gg, p_in, p_fg, p_out, lengths, config, True
+            x, w_ih, bias, h0, c0, a0, w_hh, w_gg, p_in, p_fg, p_out, lengths, config, True,
+            trials,
         )
-        ctx.config, ctx.has_a0 = config, a0 is not None
+        ctx.config, ctx.has_a0, ctx.trials = config, a0 is not None, trials
         ctx.save_for_backward(x, h, c, act, fed, lengths, w_ih, w_hh, w_gg, p_in, p_fg, p_out)
         a_last = fed[-1] if w_gg is not None else h.new_empty(h.shape[1], 0)
         if w_gg is None:
@@ -133,25 +134,26 @@ class _LSTMLoop(torch.autograd.Function):
         grad_a_last = None if w_gg is None else _zeros_if_none(grad_a, fed[-1])
         grad_pre, grad_h0, grad_c0, grad_peep, grad_fed, grad_a0 = torch.ops.ablate.lstm_backward(
             _zeros_if_none(grad_h, h[1:]), _zeros_if_none(grad_c, c[-1]), grad_a_last, c, act,
-            w_hh, w_gg, p_in, p_fg, p_out, lengths, ctx.config,
+            w_hh, w_gg, p_in, p_fg, p_out, lengths, ctx.config, ctx.trials,
         )
-        grad_w_hh = _flat(grad_pre).t() @ _flat(h[:-1])
-        grad_w_gg = None if w_gg is None else _flat(grad_fed).t() @ _flat(fed[:-1])
+        trials = ctx.trials
+        grad_w_hh = outer_sum(grad_pre, h[:-1], trials)
+        grad_w_gg = None if w_gg is None else outer_sum(grad_fed, fed[:-1], trials)
         grad_peeps = [g if p is not None else None
-                      for g, p in zip(grad_peep.unbind(0), (p_in, p_fg, p_out), strict=True)]
-        return (None, None, *_input_grads(grad_pre, x, w_ih), grad_h0, grad_c0,
-                grad_a0 if ctx.has_a0 else None, grad_w_hh, grad_w_gg, *grad_peeps)
+                      for g, p in zip(grad_peep.unbind(-2), (p_in, p_fg, p_out), strict=True)]
+        return (None, None, *_input_grads(grad_pre, x, w_ih, trials), grad_h0, grad_c0,
+                grad_a0 if ctx.has_a0 else None, grad_w_hh, grad_w_gg, *grad_peeps, None)
 
 
 class _GRULoop(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, config: list[int], lengths: Tensor | None, xp: Tensor,
                 h0: Tensor, w_first: Tensor | None, w_candidate: Tensor | None,
-                w_th: Tensor | None, bias_hn: Tensor | None) -> Tensor:
+                w_th: Tensor | None, bias_hn: Tensor | None, trials: int) -> Tensor:
         h, act, aux, th = torch.ops.ablate.gru_forward(
-            xp, h0, w_first, w_candidate, w_th, bias_hn, lengths, config, True
+            xp, h0, w_first, w_candidate, w_th, bias_hn, lengths, config, True, trials
         )
-        ctx.config, ctx.has_bias_hn = config, bias_hn is not None
+        ctx.config, ctx.has_bias_hn, ctx.trials = config, bias_hn is not None, trials
         ctx.save_for_backward(h, act, aux, th, lengths, w_first, w_candidate, w_th)
         return h[1:]
 
@@ -161,27 +163,29 @@ class _GRULoop(torch.autograd.Function):
         h, act, aux, th, lengths, w_first, w_candidate, w_th = ctx.saved_tensors
         n = h.shape[-1]
         grad_xp, grad_first, grad_th, grad_h0 = torch.ops.ablate.gru_backward(
-            grad_h.contiguous(), h, act, aux, th, w_first, w_candidate, w_th, lengths, ctx.config
+            grad_h.contiguous(), h, act, aux, th, w_first, w_candidate, w_th, lengths, ctx.config,
+            ctx.trials,
         )
-        grad_w_first = None if w_first is None else _flat(grad_first).t() @ _flat(h[:-1])
+        trials = ctx.trials
+        grad_w_first = None if w_first is None else outer_sum(grad_first, h[:-1], trials)
         grad_w_candidate = (
-            None if w_candidate is None else _flat(grad_xp)[:, 2 * n :].t() @ _flat(aux)
+            None if w_candidate is None else outer_sum(grad_xp[..., 2 * n :], aux, trials)
         )
-        grad_w_th = None if w_th is None else _flat(grad_th).t() @ _flat(th)
+        grad_w_th = None if w_th is None else outer_sum(grad_th, th, trials)
         grad_bias_hn = None
         if ctx.has_bias_hn:
             k = ctx.config[_CANDIDATE_FIRST]
-            grad_bias_hn = grad_first[..., k * n : (k + 1) * n].sum((0, 1))
+            grad_bias_hn = trial_major(grad_first[..., k * n : (k + 1) * n], trials).sum(-2)
         return (None, None, grad_xp, grad_h0, grad_w_first, grad_w_candidate, grad_w_th,
-                grad_bias_hn)
+                grad_bias_hn, None)
 
 
 class _ElmanLoop(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, activation: int, lengths: Tensor | None, x: Tensor, w_ih: Tensor,
-                bias: Tensor, h0: Tensor, w_hh: Tensor) -> Tensor:
-        h = torch.ops.ablate.elman_forward(x, w_ih, bias, h0, w_hh, lengths, activation)
-        ctx.activation = activation
+                bias: Tensor, h0: Tensor, w_hh: Tensor, trials: int) -> Tensor:
+        h = torch.ops.ablate.elman_forward(x, w_ih, bias, h0, w_hh, lengths, activation, trials)
+        ctx.activation, ctx.trials = activation, trials
         ctx.save_for_backward(x, h, lengths, w_ih, w_hh)
         return h[1:]
 
@@ -190,10 +194,10 @@ class _ElmanLoop(torch.autograd.Function):
     def backward(ctx: Any, grad_h: Tensor) -> Any:
         x, h, lengths, w_ih, w_hh = ctx.saved_tensors
         grad_pre, grad_h0 = torch.ops.ablate.elman_backward(
-            grad_h.contiguous(), h, w_hh, lengths, ctx.activation
+            grad_h.contiguous(), h, w_hh, lengths, ctx.activation, ctx.trials
         )
-        return (None, None, *_input_grads(grad_pre, x, w_ih), grad_h0,
-                _flat(grad_pre).t() @ _flat(h[:-1]))
+        return (None, None, *_input_grads(grad_pre, x, w_ih, ctx.trials), grad_h0,
+                outer_sum(grad_pre, h[:-1], ctx.trials), None)
 
 
 class KernelScan:
@@ -215,48 +219,55 @@ class KernelScan:
         else:
             self._config = [_CODE[spec.block_activation]]
 
-    def run(self, x: Tensor, state: State, params: Params,
-            padding: Padding | None) -> tuple[Tensor, State]:
+    def run(self, x: Tensor, state: State, params: Params, padding: Padding | None,
+            trials: int = 0) -> tuple[Tensor, State]:
+        """``trials`` 0: one model; K: x holds K trials' rows (T, K B, M), each parameter a
+        leading K dimension (see :mod:`ablate.stack`)."""
         lengths = None if padding is None else padding.lengths
         states: list[Tensor | None] = [s.contiguous() for s in state]
         if self._kind is StateKind.LSTM and not self._fed_back:
             states.append(None)  # a0: no gate activations fed back
-        inputs = [*self._project(x, params), *states, *self._weights(params)]
+        inputs = [*self._project(x, params, trials), *states, *self._weights(params)]
         # Without a backward to come (inference), call the kernels directly: they then keep
         # one step's activations instead of all of them.
         train = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
         if self._kind is StateKind.LSTM:
             if train:
-                hs, c_last, a_last = _LSTMLoop.apply(self._config, lengths, *inputs)
+                hs, c_last, a_last = _LSTMLoop.apply(self._config, lengths, *inputs, trials)
             else:
                 h, c, _, fed = torch.ops.ablate.lstm_forward(
-                    *inputs, lengths, self._config, False
+                    *inputs, lengths, self._config, False, trials
                 )
                 hs, c_last, a_last = h[1:], c[-1], (fed[-1] if self._fed_back else None)
             final: State = (hs[-1], c_last, a_last) if self._fed_back else (hs[-1], c_last)
         elif self._kind is StateKind.GRU:
             if train:
-                hs = _GRULoop.apply(self._config, lengths, *inputs)
+                hs = _GRULoop.apply(self._config, lengths, *inputs, trials)
             else:
-                hs = torch.ops.ablate.gru_forward(*inputs, lengths, self._config, False)[0][1:]
+                hs = torch.ops.ablate.gru_forward(
+                    *inputs, lengths, self._config, False, trials
+                )[0][1:]
             final = (hs[-1],)
         else:
             if train:
-                hs = _ElmanLoop.apply(self._config[0], lengths, *inputs)
+                hs = _ElmanLoop.apply(self._config[0], lengths, *inputs, trials)
             else:
-                hs = torch.ops.ablate.elman_forward(*inputs, lengths, self._config[0])[1:]
+                hs = torch.ops.ablate.elman_forward(
+                    *inputs, lengths, self._config[0], trials
+                )[1:]
             final = (hs[-1],)
         return (hs if padding is None else hs * padding.mask), final
 
-    def _project(self, x: Tensor, params: Params) -> list[Tensor]:
+    def _project(self, x: Tensor, params: Params, trials: int) -> list[Tensor]:
         """The input terms: the GRU family's folded projection of every step, computed before
         the loop, or x with W and b, which the LSTM and Elman kernels apply step by step."""
         if self._kind is StateKind.GRU:
-            return [self._scan.project(x, params).contiguous()]
+            return [self._scan.project(x, params, trials).contiguous()]
         return [x.contiguous(), params["weight_ih"], params["bias"]]
 
     def _weights(self, params: Params) -> list[Tensor | None]:
-        """The recurrent parameters in the kernels' argument order."""
+        """The recurrent parameters in the kernels' argument order (a stacked trial's rows of
+        weight_hh split into contiguous parts)."""
         if self._kind is StateKind.LSTM:
             names = ("weight_hh", "weight_gg", "peephole_input", "peephole_forget",
                      "peephole_output")
@@ -265,8 +276,9 @@ class KernelScan:
             w_hh = params.get("weight_hh")
             before = self._config[_CANDIDATE] == _RESET_BEFORE
             return [
-                w_hh[: self._first] if w_hh is not None and self._first else None,
-                w_hh[self._first :] if w_hh is not None and before else None,
+                w_hh[..., : self._first, :].contiguous()
+                if w_hh is not None and self._first else None,
+                w_hh[..., self._first :, :].contiguous() if w_hh is not None and before else None,
                 params.get("weight_th"),
                 params.get("bias_hn"),
             ]

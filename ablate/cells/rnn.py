@@ -148,6 +148,9 @@ class GatedRNN(nn.Module):
         self.dropout = float(dropout)
         self.batch_first = batch_first
         self.forget_bias = self.spec.forget_bias if forget_bias is None else float(forget_bias)
+        # 0: one model. K: the parameters hold K trials' (a leading K dimension) and a call's
+        # batch their rows, trial k's the k-th B; set by ablate.stack, run by the C++ kernels.
+        self.trials = 0
         if self.backend is Backend.FUSED and self.spec.fused is None:
             raise SpecError(f"GatedRNN: cell {self.spec.name!r} has no fused torch kernel")
         if self.backend is Backend.COMPILED and not supports(self.spec):
@@ -256,7 +259,7 @@ class GatedRNN(nn.Module):
         states = self._initial_state(state, batch, x)
         if lengths is not None:
             lengths = _check_lengths(lengths, batch, steps)
-        path = self.path(x.device, x.dtype)
+        path = self.path(x.device, x.dtype) if not self.trials else Backend.COMPILED
         if path is Backend.FUSED:
             out, final = self._forward_fused(x, states, lengths)
         else:
@@ -324,7 +327,7 @@ class GatedRNN(nn.Module):
     ) -> tuple[Tensor, State]:
         params: Params = self.layers[k].as_dict()
         if path is Backend.COMPILED:
-            return self._kernels[k].run(x, state, params, padding)
+            return self._kernels[k].run(x, state, params, padding, self.trials)
         if path is Backend.SCAN:
             return self._parallel[k].run(x, state, params, padding)
         return self._scans[k].run(x, state, params, padding)

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from ablate.cells.activations import activation
 from ablate.cells.layout import BLOCK, Layout
 from ablate.cells.spec import CellSpec, CellValue, Gate, ResetPosition, Source, UpdateSide
+from ablate.cells.trials import time_major, times_transposed, trial_major
 
 Params = dict[str, Tensor]
 State = tuple[Tensor, ...]
@@ -300,19 +301,20 @@ class GRUScan(Scan):
             p["weight_th_t"] = p["weight_th"].t()
         return p
 
-    def project(self, x: Tensor, p: Params) -> Tensor:
-        steps, batch, _ = x.shape
-        x2 = x.reshape(steps * batch, -1)
+    def project(self, x: Tensor, p: Params, trials: int = 0) -> Tensor:
+        """Every step's input terms, (T, B, parts N); with ``trials`` K, x holds K trials'
+        rows and each parameter a leading K dimension (the C++ kernels' stacked calls)."""
+        x2 = trial_major(x, trials)
         n = self._hidden
-        wx = torch.mm(x2, p["weight_ih"].t()).split(n, dim=1) if "weight_ih" in p else ()
-        raw = torch.mm(x2, p["weight_xp"].t()) if self._adapter else x2
+        wx = times_transposed(x2, p["weight_ih"]).split(n, dim=-1) if "weight_ih" in p else ()
+        raw = times_transposed(x2, p["weight_xp"]) if self._adapter else x2
         parts = []
-        for terms, b in zip(self._input_terms, p["bias"].split(n), strict=True):
-            total = b.expand(steps * batch, n)
+        for terms, b in zip(self._input_terms, p["bias"].split(n, dim=-1), strict=True):
+            total = b.unsqueeze(-2).expand(*x2.shape[:-1], n)
             for term in terms:
                 total = total + term(wx, raw)
             parts.append(total)
-        return torch.cat(parts, dim=1).view(steps, batch, len(parts) * n)
+        return time_major(torch.cat(parts, dim=-1), x.shape[0], trials)
 
 
 

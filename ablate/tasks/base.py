@@ -179,12 +179,21 @@ class Task(ABC):
     def _item_losses(self, logits: Tensor, batch: Batch) -> Tensor:
         """One loss per scored item: per sequence, per position, or per frame (sigmoid,
         summed over the output units)."""
+        losses = self.position_losses(logits, batch)
+        return losses if self.pattern is Pattern.MANY_TO_ONE else losses[batch.mask]
+
+    def position_losses(self, logits: Tensor, batch: Batch) -> Tensor:
+        """The loss of every sequence (B,) or every position (B, T), scored or not (padded
+        targets are valid zeros): a group of stacked trials masks them per trial."""
         if self.pattern is Pattern.MANY_TO_ONE:
             return F.cross_entropy(logits, batch.targets, reduction="none")
         if self.head is Head.SIGMOID:
             bce = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none")
-            return bce.sum(-1)[batch.mask]
-        return F.cross_entropy(logits[batch.mask], batch.targets[batch.mask], reduction="none")
+            return bce.sum(-1)
+        flat = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1), reduction="none"
+        )
+        return flat.view(batch.targets.shape)
 
     def _item_hits(self, logits: Tensor, batch: Batch) -> Tensor:
         if self.pattern is Pattern.MANY_TO_ONE:

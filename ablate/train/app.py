@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from ablate.tracking import (
     git_commit,
     tracking_uri,
 )
+from ablate.train.checkpoint import Checkpoint
 from ablate.train.curves import plot_learning_curve
 from ablate.train.loop import Diverged, EpochRecord, Trainer, TrainerConfig, TrainResult
 from ablate.train.memory import check_fits
@@ -97,7 +99,7 @@ def _threads(cfg: DictConfig) -> int | None:
         return int(cfg.threads)
     if HydraConfig.initialized():
         target = str(OmegaConf.select(HydraConfig.get(), "launcher._target_", default=""))
-        if "joblib" in target.lower():
+        if any(pool in target.lower() for pool in ("joblib", "batched")):
             return 1
     return None
 
@@ -271,13 +273,42 @@ def run_job(cfg: DictConfig) -> JobOutcome:
     ablate's sweeper ends with it (a job that raises is recorded by the sweeper)."""
     job = prepare(cfg)
     reporter = _reporter(cfg)
-    outcome = _train_and_track(cfg, job, reporter)
+    tracked = open_tracking(cfg, job, reporter)
+    if isinstance(tracked, JobOutcome):
+        outcome = tracked
+    else:
+        try:
+            result: TrainResult | BaseException = job.trainer.fit(
+                on_epoch=tracked.on_epoch, resume=tracked.resume
+            )
+        except BaseException as err:  # noqa: BLE001 - close_tracking records it, then re-raises
+            result = err
+        outcome = close_tracking(tracked, result)
     if reporter is not None:
         reporter.finish(outcome)
     return outcome
 
 
-def _train_and_track(cfg: DictConfig, job: Job, reporter: TrialReporter | None) -> JobOutcome:
+@dataclass
+class TrackedJob:
+    """A prepared job with its MLflow run open, ready to train: where it resumes from and
+    what logs (and reports to Optuna) each epoch. Trained alone by :func:`run_job`, or with
+    others as one stacked model by ``hydra/launcher=batched``."""
+
+    job: Job
+    cfg: DictConfig
+    run: TrackedRun
+    reporter: TrialReporter | None
+    resume: Checkpoint | None
+    on_epoch: Callable[[EpochRecord], None]
+    last: dict[str, float]
+
+
+def open_tracking(
+    cfg: DictConfig, job: Job, reporter: TrialReporter | None
+) -> TrackedJob | JobOutcome:
+    """The job's run, opened (or reopened to continue), or the outcome of a job that
+    already finished."""
     direction = "maximize" if job.task.higher_is_better else "minimize"
     uri = tracking_uri(cfg.tracking.uri, cfg.tracking.root)
     experiment_id = ensure_experiment(uri, str(cfg.tracking.experiment), cfg.tracking.root)
@@ -311,26 +342,32 @@ def _train_and_track(cfg: DictConfig, job: Job, reporter: TrialReporter | None) 
         if reporter is not None:
             reporter.report(last["value"], record.epoch)
 
-    try:
-        result = job.trainer.fit(on_epoch=on_epoch, resume=resume)
-    except Diverged as err:
-        log.error("run diverged: %s", err)
-        run.set_tags({"failure_reason": str(err)})
+    return TrackedJob(job, cfg, run, reporter, resume, on_epoch, last)
+
+
+def close_tracking(tracked: TrackedJob, result: TrainResult | BaseException) -> JobOutcome:
+    """End the run with what training gave: the result, or the error that ended it (a
+    diverged or pruned trial is an outcome; any other error is re-raised once recorded)."""
+    job, cfg, run = tracked.job, tracked.cfg, tracked.run
+    direction = "maximize" if job.task.higher_is_better else "minimize"
+    if isinstance(result, Diverged):
+        log.error("run diverged: %s", result)
+        run.set_tags({"failure_reason": str(result)})
         run.end("FAILED")
         return JobOutcome(job.task.worst_value(), "diverged", direction)
-    except Pruned as err:
-        log.info("trial %s: %s", cfg.sweep.trial, err)
-        run.set_tags({"ablate.pruned": "true", "failure_reason": str(err)})
+    if isinstance(result, Pruned):
+        log.info("trial %s: %s", cfg.sweep.trial, result)
+        run.set_tags({"ablate.pruned": "true", "failure_reason": str(result)})
         run.end("KILLED")
-        return JobOutcome(float(last["value"]), "pruned", direction)
-    except KeyboardInterrupt:
+        return JobOutcome(float(tracked.last["value"]), "pruned", direction)
+    if isinstance(result, KeyboardInterrupt):
         run.set_tags({"failure_reason": "interrupted (KeyboardInterrupt)"})
         run.end("KILLED")
-        raise
-    except BaseException as err:
-        run.set_tags({"failure_reason": f"{type(err).__name__}: {err}"[:5000]})
+        raise result
+    if isinstance(result, BaseException):
+        run.set_tags({"failure_reason": f"{type(result).__name__}: {result}"[:5000]})
         run.end("FAILED")
-        raise
+        raise result
     _finish(job, cfg, run, result)
     return JobOutcome(float(result.best_valid[job.task.metric]), "complete", direction)
 

@@ -180,12 +180,16 @@ def _watch(sweep_pid: int) -> Callable[[], bool]:
 
 
 def _in_job(thread: int) -> bool:
-    """Whether the thread is running a job: Hydra's run_job is on its stack."""
+    """Whether the thread is running a job: Hydra's run_job, or a batched launcher's group
+    (whose jobs train after their run_job set them up), is on its stack."""
     from hydra.core.utils import run_job
 
+    from ablate.stack.launch import execute_group
+
+    codes = (run_job.__code__, execute_group.__code__)
     frame = sys._current_frames().get(thread)
     while frame is not None:
-        if frame.f_code is run_job.__code__:
+        if frame.f_code in codes:
             return True
         frame = frame.f_back
     return False

@@ -85,8 +85,29 @@ def better(task: Task, new: float, old: float | None) -> bool:
     return new > old if task.higher_is_better else new < old
 
 
+@dataclass
+class Progress:
+    """Where one training stands between epochs: what :meth:`Trainer.fit` carries from one
+    epoch to the next, and what a group of trials (:mod:`ablate.stack`) carries per trial."""
+
+    history: list[EpochRecord]
+    best_value: float | None
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_valid: dict[str, float]
+    epoch: int  # the next epoch to train
+    train_seconds: float
+    stopped: bool
+    resumed_from: int
+
+
 class Trainer:
-    """Trains one model on one task; resumable from its checkpoint with identical numbers."""
+    """Trains one model on one task; resumable from its checkpoint with identical numbers.
+
+    ``fit`` is :meth:`start`, then :meth:`train_epoch` and :meth:`close_epoch` until
+    :meth:`done`, then :meth:`finish`; a group of trials trains its epochs stacked and calls
+    the same :meth:`close_epoch` for each trial, so both keep the same records.
+    """
 
     def __init__(
         self,
@@ -110,6 +131,9 @@ class Trainer:
         self.fingerprint = fingerprint
         self.optimizer = build_optimizer(model.parameters(), optim)
         self.schedule = build_schedule(self.optimizer, optim, config.patience)
+        # The random state training starts from (it draws the input noise): the global
+        # state after the model's initialisation, which a group of trials keeps per trial.
+        self.initial_rng = torch.get_rng_state()
 
     def resume_point(self) -> Checkpoint | None:
         """The checkpoint of an earlier attempt at this very job, if there is one."""
@@ -122,82 +146,110 @@ class Trainer:
         on_epoch: Callable[[EpochRecord], None] = lambda record: None,
         resume: Checkpoint | None = None,
     ) -> TrainResult:
-        history: list[EpochRecord] = []
-        best_value: float | None = None
-        best_state: dict[str, torch.Tensor] = _cpu_copy(self.model.state_dict())
-        best_epoch, best_valid = 0, {}
-        start_epoch, train_seconds, stopped = 1, 0.0, False
+        progress = self.start(resume)
         if resume is not None:
-            self.model.load_state_dict(resume.model)
-            self.optimizer.load_state_dict(resume.optimizer)
-            self.schedule.load_state_dict(resume.schedule)
             torch.set_rng_state(resume.rng)
-            history = [EpochRecord(**r) for r in resume.history]
-            best_state, best_epoch, best_valid = (
-                resume.best_model,
-                resume.best_epoch,
-                resume.best_valid,
-            )
-            best_value = best_valid.get(self.task.metric)
-            start_epoch, train_seconds, stopped = (
-                resume.epoch + 1,
-                resume.train_seconds,
-                resume.done,
-            )
-            log.info("resuming after epoch %d from %s", resume.epoch, self.checkpoint_path)
-
-        epoch = start_epoch
-        while not stopped and epoch <= self.config.max_epochs:
+        while not self.done(progress):
             began = time.perf_counter()
-            train_loss = self._train_epoch(epoch)
-            valid = self.evaluate("valid")
-            seconds = time.perf_counter() - began
-            train_seconds += seconds
-            record = EpochRecord(
-                epoch, train_loss, valid, seconds, self.optimizer.param_groups[0]["lr"]
+            train_loss = self.train_epoch(progress.epoch)
+            self.close_epoch(
+                progress, train_loss, time.perf_counter() - began, torch.get_rng_state(), on_epoch
             )
-            history.append(record)
-            value = valid[self.task.metric]
-            improved = better(self.task, value, best_value)
-            if improved:
-                best_value, best_epoch, best_valid = value, epoch, valid
-                best_state = _cpu_copy(self.model.state_dict())
-            stopped = self.schedule.after_epoch(improved) or epoch == self.config.max_epochs
-            log.info(
-                "epoch %d: train loss %.4f, valid %s %.4f%s, %.1fs",
-                epoch,
-                train_loss,
-                self.task.metric,
-                value,
-                " (best)" if improved else "",
-                seconds,
-            )
-            on_epoch(record)
-            if self.checkpoint_path is not None:
-                save_checkpoint(
-                    self.checkpoint_path,
-                    Checkpoint(
-                        fingerprint=self.fingerprint,
-                        epoch=epoch,
-                        done=stopped,
-                        model=self.model.state_dict(),
-                        optimizer=self.optimizer.state_dict(),
-                        schedule=self.schedule.state_dict(),
-                        rng=torch.get_rng_state(),
-                        history=[r.__dict__ for r in history],
-                        best_model=best_state,
-                        best_epoch=best_epoch,
-                        best_valid=best_valid,
-                        train_seconds=train_seconds,
-                    ),
-                )
-            epoch += 1
+        return self.finish(progress)
 
-        self.model.load_state_dict(best_state)
+    def start(self, resume: Checkpoint | None) -> Progress:
+        """The progress of a fresh training, or of the checkpointed one (model, optimiser
+        and schedule restored; the caller restores the random state, ``resume.rng``)."""
+        if resume is None:
+            return Progress([], None, _cpu_copy(self.model.state_dict()), 0, {}, 1, 0.0, False, 0)
+        self.model.load_state_dict(resume.model)
+        self.optimizer.load_state_dict(resume.optimizer)
+        self.schedule.load_state_dict(resume.schedule)
+        log.info("resuming after epoch %d from %s", resume.epoch, self.checkpoint_path)
+        return Progress(
+            history=[EpochRecord(**r) for r in resume.history],
+            best_value=resume.best_valid.get(self.task.metric),
+            best_state=resume.best_model,
+            best_epoch=resume.best_epoch,
+            best_valid=resume.best_valid,
+            epoch=resume.epoch + 1,
+            train_seconds=resume.train_seconds,
+            stopped=resume.done,
+            resumed_from=resume.epoch,
+        )
+
+    def done(self, progress: Progress) -> bool:
+        return progress.stopped or progress.epoch > self.config.max_epochs
+
+    def close_epoch(
+        self,
+        progress: Progress,
+        train_loss: float,
+        train_seconds: float,
+        rng: torch.Tensor,
+        on_epoch: Callable[[EpochRecord], None],
+    ) -> None:
+        """Validate the epoch just trained, keep the best weights, apply the schedule, report
+        and checkpoint (with ``rng``, the random state training continues from)."""
+        epoch = progress.epoch
+        began = time.perf_counter()
+        valid = self.evaluate("valid")
+        seconds = train_seconds + time.perf_counter() - began
+        progress.train_seconds += seconds
+        record = EpochRecord(
+            epoch, train_loss, valid, seconds, self.optimizer.param_groups[0]["lr"]
+        )
+        progress.history.append(record)
+        value = valid[self.task.metric]
+        improved = better(self.task, value, progress.best_value)
+        if improved:
+            progress.best_value, progress.best_epoch, progress.best_valid = value, epoch, valid
+            progress.best_state = _cpu_copy(self.model.state_dict())
+        progress.stopped = self.schedule.after_epoch(improved) or epoch == self.config.max_epochs
+        log.info(
+            "epoch %d: train loss %.4f, valid %s %.4f%s, %.1fs",
+            epoch,
+            train_loss,
+            self.task.metric,
+            value,
+            " (best)" if improved else "",
+            seconds,
+        )
+        on_epoch(record)
+        if self.checkpoint_path is not None:
+            save_checkpoint(
+                self.checkpoint_path,
+                Checkpoint(
+                    fingerprint=self.fingerprint,
+                    epoch=epoch,
+                    done=progress.stopped,
+                    model=self.model.state_dict(),
+                    optimizer=self.optimizer.state_dict(),
+                    schedule=self.schedule.state_dict(),
+                    rng=rng,
+                    history=[r.__dict__ for r in progress.history],
+                    best_model=progress.best_state,
+                    best_epoch=progress.best_epoch,
+                    best_valid=progress.best_valid,
+                    train_seconds=progress.train_seconds,
+                ),
+            )
+        progress.epoch += 1
+
+    def finish(self, progress: Progress) -> TrainResult:
+        """The best weights restored and tested."""
+        self.model.load_state_dict(progress.best_state)
         test = self.evaluate("test")
-        return TrainResult(best_epoch, best_valid, test, history, train_seconds, start_epoch - 1)
+        return TrainResult(
+            progress.best_epoch,
+            progress.best_valid,
+            test,
+            progress.history,
+            progress.train_seconds,
+            progress.resumed_from,
+        )
 
-    def _train_epoch(self, epoch: int) -> float:
+    def train_epoch(self, epoch: int) -> float:
         self.model.train()
         total, count = 0.0, 0
         state: Any = None
@@ -228,12 +280,9 @@ class Trainer:
 
     def _scaled(self, loss: torch.Tensor, batch: Batch) -> torch.Tensor:
         """The task's mean loss, rescaled to the reduction the optimiser's step sizes assume."""
-        reduction = LossReduction(self.optim_config.loss_reduction)
-        if reduction is LossReduction.MEAN:
-            return loss
         sequences = batch.inputs.shape[0]
         items = sequences if self.task.pattern is Pattern.MANY_TO_ONE else int(batch.mask.sum())
-        return loss * (items if reduction is LossReduction.SUM else items / sequences)
+        return loss * reduction_factor(self.optim_config, sequences, items)
 
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
@@ -243,6 +292,15 @@ class Trainer:
             return self.model(batch.to(self.device), state)
 
         return self.task.evaluate(predict, split, self.config.eval_batch_size)
+
+
+def reduction_factor(optim: OptimConfig, sequences: Any, items: Any) -> Any:
+    """What turns the task's mean loss over ``items`` scored items of ``sequences`` sequences
+    into the loss whose step sizes the optimiser's settings assume (numbers or tensors)."""
+    reduction = LossReduction(optim.loss_reduction)
+    if reduction is LossReduction.MEAN:
+        return 1
+    return items if reduction is LossReduction.SUM else items / sequences
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -7,7 +7,9 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <utility>
+#include <vector>
 
 #include "kernels.h"
 
@@ -16,19 +18,52 @@ namespace {
 
 using MaybeTensor = std::optional<at::Tensor>;
 
-// Slices of the batch: one per thread, but fewer where a slice would do less than ~1M
-// multiply-adds over the whole loop (tens of microseconds), too little to repay a thread.
-int64_t chunk_count(int64_t batch, int64_t work_per_row) {
-  const int64_t by_work = std::max<int64_t>(1, batch * work_per_row / (int64_t(1) << 20));
-  return std::max<int64_t>(1, std::min({batch, int64_t(at::get_num_threads()), by_work}));
+// Trials: K models of one cell trained as one (ablate.stack). The batch holds K trials' rows,
+// trial k's in [k rows, (k + 1) rows), and every weight a leading K dimension, trial k's at
+// index k. ``trials`` 0 is one model with unstacked weights, the same as K = 1.
+struct Trials {
+  int64_t count = 1, rows = 0;  // rows: each trial's batch rows
+  bool stacked = false;
+
+  // A weight's expected shape: K in front where stacked.
+  std::vector<int64_t> shape(std::initializer_list<int64_t> dims) const {
+    std::vector<int64_t> out;
+    if (stacked) out.push_back(count);
+    out.insert(out.end(), dims);
+    return out;
+  }
+};
+
+Trials trials_of(int64_t trials, int64_t batch) {
+  TORCH_CHECK(trials >= 0, "ablate kernels: trials must be >= 0, got ", trials);
+  Trials tr;
+  tr.stacked = trials > 0;
+  tr.count = std::max<int64_t>(trials, 1);
+  TORCH_CHECK(batch % tr.count == 0, "ablate kernels: ", batch, " batch rows do not split into ",
+              tr.count, " trials");
+  tr.rows = batch / tr.count;
+  return tr;
 }
 
-// fn(chunk, first_row, end_row) on each slice, in parallel: each thread runs the whole time
-// loop on its rows. (Without -fopenmp at::parallel_for would use one thread.)
+// Slices of a trial's rows: one per thread, but fewer where a slice would do less than ~1M
+// multiply-adds over the whole loop (tens of microseconds), too little to repay a thread.
+int64_t chunk_count(const Trials& tr, int64_t work_per_row) {
+  const int64_t rows = tr.rows;
+  const int64_t by_work = std::max<int64_t>(1, rows * work_per_row / (int64_t(1) << 20));
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads() / tr.count);
+  return std::max<int64_t>(1, std::min({rows, threads, by_work}));
+}
+
+// fn(chunk, trial, first_row, end_row) on each slice, in parallel: each thread runs the whole
+// time loop on its rows; a slice never spans two trials. (Without -fopenmp at::parallel_for
+// would use one thread.)
 template <typename F>
-void for_each_chunk(int64_t batch, int64_t chunks, const F& fn) {
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) fn(c, batch * c / chunks, batch * (c + 1) / chunks);
+void for_each_chunk(const Trials& tr, int64_t per_trial, const F& fn) {
+  at::parallel_for(0, tr.count * per_trial, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const int64_t k = c / per_trial, j = c % per_trial, base = k * tr.rows;
+      fn(c, k, base + tr.rows * j / per_trial, base + tr.rows * (j + 1) / per_trial);
+    }
   });
 }
 
@@ -83,8 +118,19 @@ PanelTensor panels(const at::Tensor& w, bool transpose) {
   return {out, inner, cols, width};
 }
 
-PanelTensor panels(const MaybeTensor& w, bool transpose) {
-  return w ? panels(*w, transpose) : PanelTensor{};
+// Each trial's panels of an optional weight (empty where absent).
+std::vector<PanelTensor> panels(const MaybeTensor& w, bool transpose, const Trials& tr) {
+  std::vector<PanelTensor> out(tr.count);
+  if (w)
+    for (int64_t k = 0; k < tr.count; ++k)
+      out[k] = panels(tr.stacked ? w->select(0, k) : *w, transpose);
+  return out;
+}
+
+// Trial k's part of a per-trial vector (a bias, a peephole) of `size` entries, or null.
+template <typename T>
+const T* at_trial(const T* p, int64_t k, int64_t size) {
+  return p ? p + k * size : nullptr;
 }
 
 template <typename T>
@@ -124,24 +170,25 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward_op(
     const at::Tensor& c0, const MaybeTensor& a0, const at::Tensor& w_hh,
     const MaybeTensor& w_gg, const MaybeTensor& peep_in, const MaybeTensor& peep_fg,
     const MaybeTensor& peep_out, const MaybeTensor& lengths, at::IntArrayRef config,
-    bool keep) {
+    bool keep, int64_t trials) {
   const auto cf = config_of<LSTMConfig>(config, "lstm");
-  TORCH_CHECK(x.dim() == 3 && w_hh.dim() == 2, "ablate kernels: x must be (T, B, M)");
+  TORCH_CHECK(x.dim() == 3 && w_hh.dim() >= 2, "ablate kernels: x must be (T, B, M)");
   const int64_t steps = x.size(0), batch = x.size(1), m = x.size(2);
-  const int64_t width = w_hh.size(0), n = w_hh.size(1);
-  const int64_t fed_width = w_gg ? w_gg->size(0) : 0;
+  const auto tr = trials_of(trials, batch);
+  const int64_t width = w_hh.size(-2), n = w_hh.size(-1);
+  const int64_t fed_width = w_gg ? w_gg->size(-1) : 0;
   check(x, x, "x", {steps, batch, m});
-  check(w_ih, x, "weight_ih", {width, m});
-  check(bias, x, "bias", {width});
+  check(w_ih, x, "weight_ih", tr.shape({width, m}));
+  check(bias, x, "bias", tr.shape({width}));
   check(h0, x, "h0", {batch, n});
   check(c0, x, "c0", {batch, n});
-  check(w_hh, x, "weight_hh", {width, n});
-  check(w_gg, x, "weight_gg", {fed_width, fed_width});
+  check(w_hh, x, "weight_hh", tr.shape({width, n}));
+  check(w_gg, x, "weight_gg", tr.shape({fed_width, fed_width}));
   TORCH_CHECK(!a0 || w_gg, "ablate kernels: a0 without weight_gg");
   check(a0, x, "a0", {batch, fed_width});
-  for (const auto* p : {&peep_in, &peep_fg, &peep_out}) check(*p, x, "peephole", {n});
-  const auto w_ih_p = panels(w_ih, true), w_hh_p = panels(w_hh, true),
-             w_gg_p = panels(w_gg, true);
+  for (const auto* p : {&peep_in, &peep_fg, &peep_out}) check(*p, x, "peephole", tr.shape({n}));
+  const auto w_ih_p = panels(w_ih, true, tr), w_hh_p = panels(w_hh, true, tr),
+             w_gg_p = panels(w_gg, true, tr);
   const int64_t states = keep ? steps + 1 : 2;
   auto h = at::empty({steps + 1, batch, n}, x.options());
   auto c = at::empty({states, batch, n}, x.options());
@@ -158,12 +205,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward_op(
     using T = decltype(tag);
     const LSTMArrays<T> a{steps, batch, m, n, width, fed_width, keep,
                           lengths_data(lengths, batch), data<T>(x), data<T>(bias),
-                          w_ih_p.view<T>(), w_hh_p.view<T>(), w_gg_p.view<T>(),
+                          Panels<T>{}, Panels<T>{}, Panels<T>{},
                           data<T>(peep_in), data<T>(peep_fg), data<T>(peep_out),
                           data<T>(h), data<T>(c), data<T>(act), w_gg ? data<T>(fed) : nullptr,
                           nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
-    for_each_chunk(batch, chunk_count(batch, steps * width * (m + n)),
-                   [&](int64_t, int64_t b0, int64_t b1) { lstm_forward(cf, a, b0, b1); });
+    for_each_chunk(tr, chunk_count(tr, steps * width * (m + n)),
+                   [&](int64_t, int64_t k, int64_t b0, int64_t b1) {
+                     auto ak = a;
+                     ak.w_ih = w_ih_p[k].view<T>();
+                     ak.w_hh = w_hh_p[k].view<T>();
+                     ak.w_gg = w_gg_p[k].view<T>();
+                     ak.bias = at_trial(a.bias, k, width);
+                     ak.peep_in = at_trial(a.peep_in, k, n);
+                     ak.peep_fg = at_trial(a.peep_fg, k, n);
+                     ak.peep_out = at_trial(a.peep_out, k, n);
+                     lstm_forward(cf, ak, b0, b1);
+                   });
   });
   if (!keep && steps % 2 == 0) {  // the last step's c and fed at index -1
     c[1].copy_(c[0]);
@@ -173,103 +230,120 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward_op(
 }
 
 // grad_fed_last: the gradient of the last step's fed-back activations (zeros if none).
+// grad_peepholes: (3, N), or (K, 3, N) for stacked trials.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
 lstm_backward_op(
     const at::Tensor& grad_h, const at::Tensor& grad_c_last, const MaybeTensor& grad_fed_last,
     const at::Tensor& c,
     const at::Tensor& act, const at::Tensor& w_hh, const MaybeTensor& w_gg,
     const MaybeTensor& peep_in, const MaybeTensor& peep_fg, const MaybeTensor& peep_out,
-    const MaybeTensor& lengths, at::IntArrayRef config) {
+    const MaybeTensor& lengths, at::IntArrayRef config, int64_t trials) {
   const auto cf = config_of<LSTMConfig>(config, "lstm");
   TORCH_CHECK(act.dim() == 3 && c.dim() == 3, "ablate kernels: act must be (T, B, G N)");
   const int64_t steps = act.size(0), batch = act.size(1), width = act.size(2), n = c.size(2);
-  const int64_t fed_width = w_gg ? w_gg->size(0) : 0;
+  const auto tr = trials_of(trials, batch);
+  const int64_t fed_width = w_gg ? w_gg->size(-1) : 0;
   check(act, act, "act", {steps, batch, width});
   check(grad_h, act, "grad_h", {steps, batch, n});
   check(grad_c_last, act, "grad_c", {batch, n});
   check(c, act, "c", {steps + 1, batch, n});
-  check(w_hh, act, "weight_hh", {width, n});
-  check(w_gg, act, "weight_gg", {fed_width, fed_width});
+  check(w_hh, act, "weight_hh", tr.shape({width, n}));
+  check(w_gg, act, "weight_gg", tr.shape({fed_width, fed_width}));
   TORCH_CHECK(!grad_fed_last || w_gg, "ablate kernels: grad_fed without weight_gg");
   check(grad_fed_last, act, "grad_fed", {batch, fed_width});
-  for (const auto* p : {&peep_in, &peep_fg, &peep_out}) check(*p, act, "peephole", {n});
-  const auto w_hh_p = panels(w_hh, false), w_gg_p = panels(w_gg, false);
+  for (const auto* p : {&peep_in, &peep_fg, &peep_out}) check(*p, act, "peephole", tr.shape({n}));
+  const auto w_hh_p = panels(w_hh, false, tr), w_gg_p = panels(w_gg, false, tr);
   auto grad_pre = at::empty({steps, batch, width}, act.options());
   auto grad_fed = at::empty({w_gg ? steps : 0, batch, fed_width}, act.options());
   auto grad_h0 = at::empty({batch, n}, act.options());
   auto grad_c = grad_c_last.clone();
   auto grad_a = grad_fed_last ? grad_fed_last->clone() : at::zeros({batch, fed_width},
                                                                    act.options());
-  const int64_t chunks = chunk_count(batch, steps * width * n);
-  auto grad_peep = at::empty({chunks, 3, n}, act.options());
-  grad_peep.zero_();
+  const int64_t per_trial = chunk_count(tr, steps * width * n);
+  auto grad_peep = at::zeros({tr.count, per_trial, 3, n}, act.options());
   dispatch(act, [&](auto tag) {
     using T = decltype(tag);
     const LSTMArrays<T> a{steps, batch, 0, n, width, fed_width, true,
                           lengths_data(lengths, batch), nullptr, nullptr,
-                          Panels<T>{}, w_hh_p.view<T>(), w_gg_p.view<T>(),
+                          Panels<T>{}, Panels<T>{}, Panels<T>{},
                           data<T>(peep_in), data<T>(peep_fg), data<T>(peep_out),
                           nullptr, data<T>(c), data<T>(act), nullptr,
                           data<T>(grad_h), data<T>(grad_pre), data<T>(grad_c), data<T>(grad_h0),
                           data<T>(grad_peep), w_gg ? data<T>(grad_fed) : nullptr,
                           w_gg ? data<T>(grad_a) : nullptr};
-    for_each_chunk(batch, chunks, [&](int64_t chunk, int64_t b0, int64_t b1) {
-      lstm_backward(cf, a, chunk, b0, b1);
+    for_each_chunk(tr, per_trial, [&](int64_t chunk, int64_t k, int64_t b0, int64_t b1) {
+      auto ak = a;
+      ak.w_hh = w_hh_p[k].view<T>();
+      ak.w_gg = w_gg_p[k].view<T>();
+      ak.peep_in = at_trial(a.peep_in, k, n);
+      ak.peep_fg = at_trial(a.peep_fg, k, n);
+      ak.peep_out = at_trial(a.peep_out, k, n);
+      lstm_backward(cf, ak, chunk, b0, b1);
     });
   });
-  return {grad_pre, grad_h0, grad_c, grad_peep.sum(0), grad_fed, grad_a};
+  auto peep_sums = grad_peep.sum(1);
+  return {grad_pre, grad_h0, grad_c, tr.stacked ? peep_sums : peep_sums[0], grad_fed, grad_a};
 }
 
 // The GRU family's recurrent matrices: each present where the config needs it, each of the
 // shape it needs. Returns (first_width, th_width), 0 where a matrix is absent.
 std::pair<int64_t, int64_t> check_gru_weights(const GRUConfig& cf, const at::Tensor& like,
-                                              int64_t n, const MaybeTensor& w_first,
+                                              int64_t n, const Trials& tr,
+                                              const MaybeTensor& w_first,
                                               const MaybeTensor& w_candidate,
                                               const MaybeTensor& w_th) {
-  const int64_t first_width = w_first ? w_first->size(0) : 0;
-  const int64_t th_width = w_th ? w_th->size(0) : 0;
+  const int64_t first_width = w_first ? w_first->size(-2) : 0;
+  const int64_t th_width = w_th ? w_th->size(-2) : 0;
   TORCH_CHECK(cf.candidate != Candidate::ResetBefore || w_candidate,
               "ablate kernels: reset before R needs weight_candidate");
   TORCH_CHECK(cf.candidate != Candidate::ResetAfter || w_first,
               "ablate kernels: reset after R needs weight_first");
-  check(w_first, like, "weight_first", {first_width, n});
-  check(w_candidate, like, "weight_candidate", {n, n});
-  check(w_th, like, "weight_th", {th_width, n});
+  check(w_first, like, "weight_first", tr.shape({first_width, n}));
+  check(w_candidate, like, "weight_candidate", tr.shape({n, n}));
+  check(w_th, like, "weight_th", tr.shape({th_width, n}));
   return {first_width, th_width};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward_op(
     const at::Tensor& xp, const at::Tensor& h0, const MaybeTensor& w_first,
     const MaybeTensor& w_candidate, const MaybeTensor& w_th, const MaybeTensor& bias_hn,
-    const MaybeTensor& lengths, at::IntArrayRef config, bool keep) {
+    const MaybeTensor& lengths, at::IntArrayRef config, bool keep, int64_t trials) {
   const auto cf = config_of<GRUConfig>(config, "gru");
   TORCH_CHECK(xp.dim() == 3 && h0.dim() == 2, "ablate kernels: xp must be (T, B, 3 N)");
   const int64_t steps = xp.size(0), batch = xp.size(1), n = h0.size(1);
-  const auto [first_width, th_width] = check_gru_weights(cf, xp, n, w_first, w_candidate, w_th);
+  const auto tr = trials_of(trials, batch);
+  const auto [first_width, th_width] =
+      check_gru_weights(cf, xp, n, tr, w_first, w_candidate, w_th);
   const bool has_aux = cf.candidate != Candidate::InputOnly;
   TORCH_CHECK(cf.candidate != Candidate::ResetAfter || bias_hn,
               "ablate kernels: reset after R needs bias_hn");
   check(xp, xp, "xp", {steps, batch, 3 * n});
   check(h0, xp, "h0", {batch, n});
-  check(bias_hn, xp, "bias_hn", {n});
+  check(bias_hn, xp, "bias_hn", tr.shape({n}));
   auto h = at::empty({steps + 1, batch, n}, xp.options());
   const int64_t kept = keep ? steps : 1;
   auto act = at::empty({kept, batch, 3 * n}, xp.options());
   auto aux = at::empty({has_aux ? kept : 0, batch, n}, xp.options());
   auto th = at::empty({w_th ? kept : 0, batch, n}, xp.options());
-  const auto w_first_p = panels(w_first, true), w_candidate_p = panels(w_candidate, true),
-             w_th_p = panels(w_th, true);
+  const auto w_first_p = panels(w_first, true, tr),
+             w_candidate_p = panels(w_candidate, true, tr), w_th_p = panels(w_th, true, tr);
   h[0].copy_(h0);
   dispatch(xp, [&](auto tag) {
     using T = decltype(tag);
     const GRUArrays<T> a{steps, batch, n, first_width, th_width, keep,
-                         lengths_data(lengths, batch), data<T>(xp), w_first_p.view<T>(),
-                         w_candidate_p.view<T>(), w_th_p.view<T>(),
-                         data<T>(bias_hn), data<T>(h), data<T>(act),
+                         lengths_data(lengths, batch), data<T>(xp), Panels<T>{}, Panels<T>{},
+                         Panels<T>{}, data<T>(bias_hn), data<T>(h), data<T>(act),
                          has_aux ? data<T>(aux) : nullptr, w_th ? data<T>(th) : nullptr,
                          nullptr, nullptr, nullptr, nullptr, nullptr};
-    for_each_chunk(batch, chunk_count(batch, steps * 3 * n * n),
-                   [&](int64_t, int64_t b0, int64_t b1) { gru_forward(cf, a, b0, b1); });
+    for_each_chunk(tr, chunk_count(tr, steps * 3 * n * n),
+                   [&](int64_t, int64_t k, int64_t b0, int64_t b1) {
+                     auto ak = a;
+                     ak.w_first = w_first_p[k].view<T>();
+                     ak.w_candidate = w_candidate_p[k].view<T>();
+                     ak.w_th = w_th_p[k].view<T>();
+                     ak.bias_hn = at_trial(a.bias_hn, k, n);
+                     gru_forward(cf, ak, b0, b1);
+                   });
   });
   return {h, act, aux, th};
 }
@@ -277,19 +351,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward_op(
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_backward_op(
     const at::Tensor& grad_h, const at::Tensor& h, const at::Tensor& act, const at::Tensor& aux,
     const at::Tensor& th, const MaybeTensor& w_first, const MaybeTensor& w_candidate,
-    const MaybeTensor& w_th, const MaybeTensor& lengths, at::IntArrayRef config) {
+    const MaybeTensor& w_th, const MaybeTensor& lengths, at::IntArrayRef config,
+    int64_t trials) {
   const auto cf = config_of<GRUConfig>(config, "gru");
   TORCH_CHECK(act.dim() == 3 && h.dim() == 3, "ablate kernels: act must be (T, B, 3 N)");
   const int64_t steps = act.size(0), batch = act.size(1), n = h.size(2);
-  const auto [first_width, th_width] = check_gru_weights(cf, act, n, w_first, w_candidate, w_th);
+  const auto tr = trials_of(trials, batch);
+  const auto [first_width, th_width] =
+      check_gru_weights(cf, act, n, tr, w_first, w_candidate, w_th);
   const bool has_aux = cf.candidate != Candidate::InputOnly;
   check(act, act, "act", {steps, batch, 3 * n});
   check(grad_h, act, "grad_h", {steps, batch, n});
   check(h, act, "h", {steps + 1, batch, n});
   check(aux, act, "aux", {has_aux ? steps : 0, batch, n});
   check(th, act, "th", {w_th ? steps : 0, batch, n});
-  const auto w_first_p = panels(w_first, false), w_candidate_p = panels(w_candidate, false),
-             w_th_p = panels(w_th, false);
+  const auto w_first_p = panels(w_first, false, tr),
+             w_candidate_p = panels(w_candidate, false, tr), w_th_p = panels(w_th, false, tr);
   auto grad_xp = at::empty({steps, batch, 3 * n}, act.options());
   auto grad_first = at::empty({w_first ? steps : 0, batch, first_width}, act.options());
   auto grad_th = at::empty({w_th ? steps : 0, batch, th_width}, act.options());
@@ -297,40 +374,50 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_backward_op(
   dispatch(act, [&](auto tag) {
     using T = decltype(tag);
     const GRUArrays<T> a{steps, batch, n, first_width, th_width, true,
-                         lengths_data(lengths, batch), nullptr, w_first_p.view<T>(),
-                         w_candidate_p.view<T>(), w_th_p.view<T>(),
-                         nullptr, data<T>(h), data<T>(act),
+                         lengths_data(lengths, batch), nullptr, Panels<T>{}, Panels<T>{},
+                         Panels<T>{}, nullptr, data<T>(h), data<T>(act),
                          has_aux ? data<T>(aux) : nullptr, w_th ? data<T>(th) : nullptr,
                          data<T>(grad_h), data<T>(grad_xp),
                          w_first ? data<T>(grad_first) : nullptr,
                          w_th ? data<T>(grad_th) : nullptr, data<T>(grad_h0)};
-    for_each_chunk(batch, chunk_count(batch, steps * 3 * n * n),
-                   [&](int64_t, int64_t b0, int64_t b1) { gru_backward(cf, a, b0, b1); });
+    for_each_chunk(tr, chunk_count(tr, steps * 3 * n * n),
+                   [&](int64_t, int64_t k, int64_t b0, int64_t b1) {
+                     auto ak = a;
+                     ak.w_first = w_first_p[k].view<T>();
+                     ak.w_candidate = w_candidate_p[k].view<T>();
+                     ak.w_th = w_th_p[k].view<T>();
+                     gru_backward(cf, ak, b0, b1);
+                   });
   });
   return {grad_xp, grad_first, grad_th, grad_h0};
 }
 
 at::Tensor elman_forward_op(const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& bias,
                             const at::Tensor& h0, const at::Tensor& w_hh,
-                            const MaybeTensor& lengths, int64_t activation) {
+                            const MaybeTensor& lengths, int64_t activation, int64_t trials) {
   TORCH_CHECK(x.dim() == 3 && h0.dim() == 2, "ablate kernels: x must be (T, B, M)");
   const int64_t steps = x.size(0), batch = x.size(1), m = x.size(2), n = h0.size(1);
+  const auto tr = trials_of(trials, batch);
   check(x, x, "x", {steps, batch, m});
-  check(w_ih, x, "weight_ih", {n, m});
-  check(bias, x, "bias", {n});
+  check(w_ih, x, "weight_ih", tr.shape({n, m}));
+  check(bias, x, "bias", tr.shape({n}));
   check(h0, x, "h0", {batch, n});
-  check(w_hh, x, "weight_hh", {n, n});
-  const auto w_ih_p = panels(w_ih, true), w_hh_p = panels(w_hh, true);
+  check(w_hh, x, "weight_hh", tr.shape({n, n}));
+  const auto w_ih_p = panels(w_ih, true, tr), w_hh_p = panels(w_hh, true, tr);
   auto h = at::empty({steps + 1, batch, n}, x.options());
   h[0].copy_(h0);
   dispatch(x, [&](auto tag) {
     using T = decltype(tag);
     const ElmanArrays<T> a{steps, batch, m, n, lengths_data(lengths, batch), data<T>(x),
-                           data<T>(bias), w_ih_p.view<T>(), w_hh_p.view<T>(), data<T>(h),
+                           data<T>(bias), Panels<T>{}, Panels<T>{}, data<T>(h),
                            nullptr, nullptr, nullptr};
-    for_each_chunk(batch, chunk_count(batch, steps * n * (m + n)),
-                   [&](int64_t, int64_t b0, int64_t b1) {
-                     elman_forward(Act(activation), a, b0, b1);
+    for_each_chunk(tr, chunk_count(tr, steps * n * (m + n)),
+                   [&](int64_t, int64_t k, int64_t b0, int64_t b1) {
+                     auto ak = a;
+                     ak.w_ih = w_ih_p[k].view<T>();
+                     ak.w_hh = w_hh_p[k].view<T>();
+                     ak.bias = at_trial(a.bias, k, n);
+                     elman_forward(Act(activation), ak, b0, b1);
                    });
   });
   return h;
@@ -339,23 +426,27 @@ at::Tensor elman_forward_op(const at::Tensor& x, const at::Tensor& w_ih, const a
 std::tuple<at::Tensor, at::Tensor> elman_backward_op(const at::Tensor& grad_h,
                                                      const at::Tensor& h, const at::Tensor& w_hh,
                                                      const MaybeTensor& lengths,
-                                                     int64_t activation) {
+                                                     int64_t activation, int64_t trials) {
   TORCH_CHECK(h.dim() == 3, "ablate kernels: h must be (T + 1, B, N)");
   const int64_t steps = h.size(0) - 1, batch = h.size(1), n = h.size(2);
+  const auto tr = trials_of(trials, batch);
   check(h, h, "h", {steps + 1, batch, n});
   check(grad_h, h, "grad_h", {steps, batch, n});
-  check(w_hh, h, "weight_hh", {n, n});
-  const auto w_hh_p = panels(w_hh, false);
+  check(w_hh, h, "weight_hh", tr.shape({n, n}));
+  const auto w_hh_p = panels(w_hh, false, tr);
   auto grad_pre = at::empty({steps, batch, n}, h.options());
   auto grad_h0 = at::empty({batch, n}, h.options());
   dispatch(h, [&](auto tag) {
     using T = decltype(tag);
     const ElmanArrays<T> a{steps, batch, 0, n, lengths_data(lengths, batch), nullptr, nullptr,
-                           Panels<T>{}, w_hh_p.view<T>(), data<T>(h), data<T>(grad_h),
+                           Panels<T>{}, Panels<T>{}, data<T>(h), data<T>(grad_h),
                            data<T>(grad_pre), data<T>(grad_h0)};
-    for_each_chunk(batch, chunk_count(batch, steps * n * n), [&](int64_t, int64_t b0, int64_t b1) {
-      elman_backward(Act(activation), a, b0, b1);
-    });
+    for_each_chunk(tr, chunk_count(tr, steps * n * n),
+                   [&](int64_t, int64_t k, int64_t b0, int64_t b1) {
+                     auto ak = a;
+                     ak.w_hh = w_hh_p[k].view<T>();
+                     elman_backward(Act(activation), ak, b0, b1);
+                   });
   });
   return {grad_pre, grad_h0};
 }
@@ -370,27 +461,29 @@ TORCH_LIBRARY(ablate, m) {
         "Tensor? a0, Tensor weight_hh, "
         "Tensor? weight_gg, "
         "Tensor? peephole_input, Tensor? peephole_forget, Tensor? peephole_output, "
-        "Tensor? lengths, int[] config, bool keep) -> (Tensor h, Tensor c, Tensor act, "
+        "Tensor? lengths, int[] config, bool keep, int trials=0) -> (Tensor h, Tensor c, Tensor act, "
         "Tensor fed)",
         &ablate::lstm_forward_op);
   m.def("lstm_backward(Tensor grad_h, Tensor grad_c, Tensor? grad_fed, Tensor c, Tensor act, "
         "Tensor weight_hh, Tensor? weight_gg, Tensor? peephole_input, Tensor? peephole_forget, "
-        "Tensor? peephole_output, Tensor? lengths, int[] config) -> (Tensor grad_pre, "
+        "Tensor? peephole_output, Tensor? lengths, int[] config, int trials=0) -> (Tensor grad_pre, "
         "Tensor grad_h0, Tensor grad_c0, Tensor grad_peepholes, Tensor grad_fed, "
         "Tensor grad_a0)",
         &ablate::lstm_backward_op);
   m.def("gru_forward(Tensor xp, Tensor h0, Tensor? weight_first, Tensor? weight_candidate, "
-        "Tensor? weight_th, Tensor? bias_hn, Tensor? lengths, int[] config, bool keep) -> "
+        "Tensor? weight_th, Tensor? bias_hn, Tensor? lengths, int[] config, bool keep, "
+        "int trials=0) -> "
         "(Tensor h, Tensor act, Tensor aux, Tensor th)",
         &ablate::gru_forward_op);
   m.def("gru_backward(Tensor grad_h, Tensor h, Tensor act, Tensor aux, Tensor th, "
         "Tensor? weight_first, Tensor? weight_candidate, Tensor? weight_th, Tensor? lengths, "
-        "int[] config) -> (Tensor grad_xp, Tensor grad_first, Tensor grad_th, Tensor grad_h0)",
+        "int[] config, int trials=0) -> (Tensor grad_xp, Tensor grad_first, Tensor grad_th, "
+        "Tensor grad_h0)",
         &ablate::gru_backward_op);
   m.def("elman_forward(Tensor x, Tensor weight_ih, Tensor bias, Tensor h0, Tensor weight_hh, "
-        "Tensor? lengths, int activation) -> Tensor h",
+        "Tensor? lengths, int activation, int trials=0) -> Tensor h",
         &ablate::elman_forward_op);
   m.def("elman_backward(Tensor grad_h, Tensor h, Tensor weight_hh, Tensor? lengths, "
-        "int activation) -> (Tensor grad_pre, Tensor grad_h0)",
+        "int activation, int trials=0) -> (Tensor grad_pre, Tensor grad_h0)",
         &ablate::elman_backward_op);
 }
