@@ -159,8 +159,10 @@ class Sweep:
         self.space: list[Dimension] = parse_space(settings.params)
         self.batch_size = settings.batch_size or auto_batch_size(settings, launcher)
         # Trials asked from one study before the next: a stacking launcher trains a study's
-        # trials together, so a launch brings it a group's worth of each study at a time.
-        self.run_length = int(getattr(launcher, "group_size", 1))
+        # trials of similar hidden sizes together, so a launch brings it several groups' worth
+        # of one study at a time, to choose the groups from.
+        group_size = getattr(launcher, "group_size", None)
+        self.run_length = 1 if group_size is None else GROUPS_PER_WORKER * int(group_size)
         self.job_index = 0
         self.in_flight: dict[int, int] = {}  # trial id -> study id
         self._lock = threading.Lock()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -25,6 +25,7 @@ from ablate.model import detach_state
 from ablate.stack.batches import stack_batches, trial_losses
 from ablate.stack.model import StackedModel
 from ablate.stack.optim import StackedOptimizer
+from ablate.tasks import Batch
 from ablate.train.checkpoint import Checkpoint
 from ablate.train.loop import (
     Diverged,
@@ -136,7 +137,8 @@ def _train(
         ]
         totals = [0.0] * len(active)
         count, state = 0, None
-        for index, batches in enumerate(zip(*streams, strict=True)):
+        index = 0
+        while batches := _next_batches(streams):
             stacked = stack_batches(batches)
             logits, new_state = model(stacked, state if stacked.batch.carry_state else None)
             means, items = trial_losses(task, logits, stacked)
@@ -172,6 +174,7 @@ def _train(
             optimizer.step()
             totals = [t + v for t, v in zip(totals, values, strict=True)]
             count += 1
+            index += 1
         if count == 0:
             raise ValueError(f"task {task.name}: the train split gave no batches")
         # The epoch's time is the group's, shared equally by its trials.
@@ -193,6 +196,16 @@ def _train(
                 going.append(j)
         if len(going) < len(active):
             keep(going)
+
+
+def _next_batches(streams: list[Iterator[Batch]]) -> list[Batch]:
+    """Each trial's next training batch; none at the end of the epoch."""
+    batches = [next(stream, None) for stream in streams]
+    if all(b is None for b in batches):
+        return []
+    if any(b is None for b in batches):
+        raise ValueError("ablate.stack: the trials' train splits have different numbers of batches")
+    return [b for b in batches if b is not None]
 
 
 def _rows(state: object, kept: list[int], rows: int, trials: int) -> object:

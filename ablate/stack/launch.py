@@ -68,17 +68,30 @@ def _per_trial(key: str) -> bool:
     return any(key == p or key.startswith(p + ".") for p in PER_TRIAL)
 
 
-def group_jobs(job_overrides: Sequence[Sequence[str]], group_size: int) -> list[list[int]]:
+def group_jobs(
+    job_overrides: Sequence[Sequence[str]], group_size: int, max_padding: float
+) -> list[list[int]]:
     """The launch's job indices in groups of at most ``group_size`` that may stack: equal in
-    every override but the per-trial ones, each group of neighbouring hidden sizes."""
+    every override but the per-trial ones, sorted by hidden size, the largest in a group at
+    most ``max_padding`` times its smallest (a group computes every trial at its largest
+    size: the kernels' work grows with its square)."""
     sets: dict[tuple[str, ...], list[int]] = {}
     for index, overrides in enumerate(job_overrides):
         shared = tuple(sorted(o for o in overrides if not _per_trial(_key(o))))
         sets.setdefault(shared, []).append(index)
-    groups = []
+    groups: list[list[int]] = []
     for indices in sets.values():
         indices.sort(key=lambda i: (_hidden_size(job_overrides[i]), i))
-        groups += [indices[k : k + group_size] for k in range(0, len(indices), group_size)]
+        group: list[int] = []
+        for i in indices:
+            smallest = _hidden_size(job_overrides[group[0]]) if group else 0.0
+            if group and (
+                len(group) == group_size or _hidden_size(job_overrides[i]) > max_padding * smallest
+            ):
+                groups.append(group)
+                group = []
+            group.append(i)
+        groups.append(group)
     return groups
 
 

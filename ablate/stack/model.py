@@ -69,10 +69,14 @@ class StackedModel(nn.Module):
     def keep(self, trials: Sequence[int]) -> None:
         """Go on with the given trials only (in this order)."""
         chosen = torch.tensor(list(trials), dtype=torch.long)
-        for name, param in self.body.named_parameters():
-            param.data = param.data.index_select(0, chosen)
+        for name, param in list(self.body.named_parameters()):
+            # A new parameter: autograd keeps the shape a parameter had when it first got a
+            # gradient, so resizing one in place would break the next backward.
+            kept = nn.Parameter(param.detach().index_select(0, chosen))
             if param.grad is not None:
-                param.grad = param.grad.index_select(0, chosen)
+                kept.grad = param.grad.index_select(0, chosen)
+            module_name, _, leaf = name.rpartition(".")
+            setattr(self.body.get_submodule(module_name), leaf, kept)
             self.index[name] = [self.index[name][k] for k in trials]
             if name in self.masks:
                 self.masks[name] = self.masks[name].index_select(0, chosen)

@@ -84,6 +84,7 @@ class StackedOptimizer:
     def keep(self, trials: Sequence[int]) -> None:
         """Go on with the given trials only; call after :meth:`StackedModel.keep`."""
         chosen = torch.tensor(list(trials), dtype=torch.long)
+        self.params = [p for _, p in self.model.body.named_parameters()]
         self.first = [b.index_select(0, chosen) for b in self.first]
         self.second = [b.index_select(0, chosen) for b in self.second]
         for name in ("configs", "steps", "lr"):

@@ -23,6 +23,8 @@ class BatchedLauncherConf:
     _target_: str = "hydra_plugins.ablate_launcher.batched_launcher.BatchedLauncher"
     n_jobs: int = 2  # worker processes, each training one group at a time
     group_size: int = 8  # trials per stacked model (README, "Throughput")
+    # A group's largest hidden size at most this times its smallest (padding costs compute)
+    max_padding: float = 1.25
     timeout: Optional[float] = None  # noqa: UP045 - seconds per group; null: none
 
 
@@ -32,15 +34,20 @@ ConfigStore.instance().store(
 
 
 class BatchedLauncher(Launcher):
-    def __init__(self, n_jobs: int = 2, group_size: int = 8, timeout: Any = None) -> None:
+    def __init__(
+        self, n_jobs: int = 2, group_size: int = 8, max_padding: float = 1.25, timeout: Any = None
+    ) -> None:
         if not isinstance(n_jobs, int) or n_jobs <= 0:
             raise ValueError(f"hydra.launcher.n_jobs must be a positive integer, got {n_jobs}")
         if not isinstance(group_size, int) or group_size <= 0:
             raise ValueError(
                 f"hydra.launcher.group_size must be a positive integer, got {group_size}"
             )
+        if not isinstance(max_padding, int | float) or max_padding < 1:
+            raise ValueError(f"hydra.launcher.max_padding must be >= 1, got {max_padding}")
         self.n_jobs = n_jobs
         self.group_size = group_size
+        self.max_padding = float(max_padding)
         self.timeout = timeout
         self.config: Optional[DictConfig] = None  # noqa: UP045
         self.hydra_context: Optional[HydraContext] = None  # noqa: UP045
@@ -65,7 +72,7 @@ class BatchedLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        groups = group_jobs(job_overrides, self.group_size)
+        groups = group_jobs(job_overrides, self.group_size, self.max_padding)
         log.info(
             "Batched launcher: %d jobs in %d groups of up to %d, %d worker(s); sweep output "
             "dir: %s", len(job_overrides), len(groups), self.group_size, self.n_jobs, sweep_dir,
