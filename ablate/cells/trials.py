@@ -15,8 +15,10 @@ def trial_major(t: Tensor, trials: int) -> Tensor:
     if not trials:
         return t.reshape(-1, t.shape[-1])
     steps, rows, features = t.shape
-    return t.view(steps, trials, rows // trials, features).transpose(0, 1).reshape(
-        trials, -1, features
+    return (
+        t.view(steps, trials, rows // trials, features)
+        .transpose(0, 1)
+        .reshape(trials, -1, features)
     )
 
 

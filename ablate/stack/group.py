@@ -129,8 +129,12 @@ def _train(
         epochs = [progress[k].epoch for k in active]
         streams = [
             itertools.islice(
-                task.batches("train", config.batch_size, shuffle=True,
-                             seed=trainers[k].seed * 100_003 + progress[k].epoch),
+                task.batches(
+                    "train",
+                    config.batch_size,
+                    shuffle=True,
+                    seed=trainers[k].seed * 100_003 + progress[k].epoch,
+                ),
                 config.max_batches,
             )
             for k in active

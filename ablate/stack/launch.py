@@ -193,8 +193,11 @@ def _train(tracked: dict[int, TrackedJob], indices: list[int], results: dict[int
     sizes = sorted({t.model.rnn.hidden_size for t in trainers})
     if len(sizes) > 1 and len(indices) > 1:
         for size in sizes:
-            _train(tracked, [k for k in indices if tracked[k].job.model.rnn.hidden_size == size],
-                   results)
+            _train(
+                tracked,
+                [k for k in indices if tracked[k].job.model.rnn.hidden_size == size],
+                results,
+            )
         return
     if len(indices) > 1:
         log.info("training %d trials one by one: %s", len(indices), reason)

@@ -77,9 +77,7 @@ class StackedOptimizer:
                     "exp_avg_sq": take(self.second[i][k], where).clone(),
                 }
             elif config.momentum != 0:
-                optimizer.state[own[i]] = {
-                    "momentum_buffer": take(self.first[i][k], where).clone()
-                }
+                optimizer.state[own[i]] = {"momentum_buffer": take(self.first[i][k], where).clone()}
 
     def keep(self, trials: Sequence[int]) -> None:
         """Go on with the given trials only; call after :meth:`StackedModel.keep`."""
@@ -138,9 +136,7 @@ class StackedOptimizer:
         m.lerp_(grad, self._per_trial([1 - b for b in beta1], p))
         v.mul_(self._per_trial(beta2, p))
         v.add_(self._per_trial([1 - b for b in beta2], p) * grad * grad)
-        step_size = [
-            lr / (1 - b**s) for lr, b, s in zip(self.lr, beta1, self.steps, strict=True)
-        ]
+        step_size = [lr / (1 - b**s) for lr, b, s in zip(self.lr, beta1, self.steps, strict=True)]
         root = [math.sqrt(1 - b**s) for b, s in zip(beta2, self.steps, strict=True)]
         denom = (v.sqrt() / self._per_trial(root, p)).add_(_ADAM_EPS)
         p.sub_(self._per_trial(step_size, p) * m / denom)
