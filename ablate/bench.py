@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ablate.cells import GatedRNN, layout, preset, preset_names
 from ablate.cells.kernels import supports
@@ -91,19 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     sections = []
     for size_name, size in args.sizes.items():
         for mode in args.modes:
-            title = f"{size_name} ({size.label}), {_MODE_TITLES[mode]}"
+            title = f"{size_name} ({size.label}), {_MODE_TITLES[mode]}" + (
+                ", variable lengths" if args.lengths else ""
+            )
             print(f"\n{title}:", flush=True)
             if args.idle_below is not None:
                 _wait_for_idle(args.idle_below)
             load = _load_average()
             table = measure(args.presets, size_name, size, mode, device, args.repeats,
-                            args.warmup)
+                            args.warmup, args.lengths)
             print(markdown(table), flush=True)
             rows += table
             sections.append(f"## {title}\n\nLoad average {load:.2f} at the start.\n\n"
                             + markdown(table))
 
     stem = "cpu" if device.type == "cpu" else f"cuda-{_slug(torch.cuda.get_device_name(device))}"
+    stem += "-lengths" if args.lengths else ""
     args.out.mkdir(parents=True, exist_ok=True)
     header = (
         f"# ablate bench: {machine}\n\n{datetime.date.today()}, torch {torch.__version__}, "
@@ -112,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         f"which goes first, {args.repeats} repeats after {args.warmup} warmup; ratio: the median "
         "of the repeats' ratios (min-max beside it). The control row times a second nn.LSTM "
         "against the first in the same way: it reads 1.00 when the harness is fair.\n"
+        + (
+            "\nVariable lengths: each batch has lengths drawn in [T/2, T] (one of T); the cells "
+            "get them as `lengths`, torch's kernels a packed sequence.\n"
+            if args.lengths
+            else ""
+        )
     )
     (args.out / f"{stem}.md").write_text("\n\n".join([header, *sections, summary(rows)]) + "\n")
     _write_csv(args.out / f"{stem}.csv", rows)
@@ -147,6 +157,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-below", type=float, default=None, metavar="LOAD",
                         help="before each size and mode, wait (up to 10 min) until the 1-minute "
                              "load average is below LOAD: cleaner numbers on a shared machine")
+    parser.add_argument("--lengths", action="store_true",
+                        help="variable-length batches (lengths in [T/2, T]): the cells get "
+                             "lengths, torch's kernels a packed sequence")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench"),
                         help="folder for the table and plot (default reports/bench)")
@@ -186,7 +199,7 @@ CONTROL = "control: torch.nn.LSTM"  # a second nn.LSTM, timed against the first 
 
 
 def measure(names: list[str], size_name: str, size: Size, mode: str, device: torch.device,
-            repeats: int, warmup: int) -> list[Row]:
+            repeats: int, warmup: int, ragged: bool = False) -> list[Row]:
     """Each preset timed in a pair with its family's torch kernel, alone in the rotation, the
     two alternating which goes first, and the ratio taken repeat by repeat: a round-robin of
     every preset let the order and the machine's drift bias the ratios by 10-30%. A second
@@ -196,6 +209,10 @@ def measure(names: list[str], size_name: str, size: Size, mode: str, device: tor
     torch.manual_seed(0)
     x = torch.randn(size.steps, size.batch, size.input_size, device=device)
     x.requires_grad_(mode == "train")  # as in a layer of a stack: dx is computed too
+    lengths = None
+    if ragged:
+        lengths = torch.randint(size.steps // 2, size.steps + 1, (size.batch,))
+        lengths[0] = size.steps
     m, n = size.input_size, size.hidden_size
     baselines: dict[str, tuple[nn.Module, CellSpec]] = {}
     for kind, (label, module, equivalent) in BASELINES.items():
@@ -207,14 +224,14 @@ def measure(names: list[str], size_name: str, size: Size, mode: str, device: tor
     ]
     for name in names:
         rnn = GatedRNN(name, m, n).to(device)
-        candidates.append((name, rnn, str(rnn.path(device)), rnn.spec))
+        candidates.append((name, rnn, str(rnn.path(device, lengths=ragged)), rnn.spec))
 
-    steps = {label: _step(model, x, mode) for label, (model, _) in baselines.items()}
+    steps = {label: _step(model, x, mode, lengths) for label, (model, _) in baselines.items()}
     baseline_times: dict[str, list[float]] = {label: [] for label in baselines}
     timed = []
     for key, model, backend, spec in candidates:
         label = BASELINES[spec.kind][0]
-        step = _step(model, x, mode)
+        step = _step(model, x, mode, lengths)
         mine, theirs = _paired(step, steps[label], device, repeats, warmup)
         baseline_times[label] += theirs
         ratios = [a / b for a, b in zip(mine, theirs, strict=True)]
@@ -287,18 +304,28 @@ def _flops(spec: CellSpec | str, size: Size, mode: str) -> float:
     return forward * (3 if mode == "train" else 1)
 
 
-def _step(model: nn.Module, x: Tensor, mode: str) -> Callable[[], None]:
-    """One training step (gradients reset first, as an optimiser does) or one inference."""
+def _step(
+    model: nn.Module, x: Tensor, mode: str, lengths: Tensor | None = None
+) -> Callable[[], None]:
+    """One training step (gradients reset first, as an optimiser does) or one inference; with
+    lengths, torch's modules get the batch packed (what a variable-length batch costs them)."""
+
+    def forward() -> Tensor:
+        if lengths is None:
+            return model(x)[0]
+        if isinstance(model, nn.RNNBase):
+            packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+            return pad_packed_sequence(model(packed)[0], total_length=x.shape[0])[0]
+        return model(x, None, lengths)[0]
 
     def run() -> None:
         if mode == "train":
             model.zero_grad(set_to_none=True)
             x.grad = None
-            out, _ = model(x)
-            out.sum().backward()
+            forward().sum().backward()
         else:
             with torch.no_grad():
-                model(x)
+                forward()
 
     return run
 

@@ -24,10 +24,11 @@ RNNState = Tensor | tuple[Tensor, ...]
 
 
 class Backend(StrEnum):
-    # torch's fused kernel where the spec is exactly one; else the parallel scan where the
-    # gates see x alone; else, on the CPU, the C++ kernels (built once per machine) where they
-    # compute the spec; else, or where they cannot be built (one warning), the reference
-    # loop: the fastest pure-Python path measured (see README, "Speed").
+    # torch's fused kernel where the spec is exactly one (on the CPU only for batches without
+    # lengths: it packs the others, slowly); else the parallel scan where the gates see x
+    # alone; else, on the CPU, the C++ kernels (built once per machine) where they compute the
+    # spec; else, or where they cannot be built (one warning), the reference loop: the
+    # fastest pure-Python path measured (see README, "Speed").
     AUTO = "auto"
     FUSED = "fused"  # insist on torch's kernel (an error for specs it cannot compute)
     COMPILED = "compiled"  # insist on the C++ kernels (CPU; an error where they cannot build)
@@ -214,12 +215,16 @@ class GatedRNN(nn.Module):
         return self.spec.kind is StateKind.LSTM
 
     def path(
-        self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+        self,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        lengths: bool = False,
     ) -> Backend:
-        """The backend a call on ``device`` with ``dtype`` runs: ``auto`` resolved, building
-        the C++ kernels on first use (once per machine; a warning and the reference loop
-        where they fail). The C++ kernels take float32 and float64 CPU tensors, outside
-        autocast."""
+        """The backend a call on ``device`` with ``dtype`` (and ``lengths`` or not) runs:
+        ``auto`` resolved, building the C++ kernels on first use (once per machine; a warning
+        and the reference loop where they fail). The C++ kernels take float32 and float64 CPU
+        tensors, outside autocast. With lengths on the CPU, ``auto`` runs them rather than
+        torch's fused kernel, which packs the batch (3-16x slower here: README, "Speed")."""
         device = torch.device(device)
         why_not = None
         if device.type != "cpu":
@@ -229,13 +234,15 @@ class GatedRNN(nn.Module):
         elif torch.is_autocast_enabled("cpu"):
             why_not = "do not run under autocast"
         if self.backend is Backend.AUTO:
-            if self.fused is not None:
+            if self.fused is not None and not (lengths and why_not is None and self._kernels):
                 return Backend.FUSED
             if self.spec.parallel:
                 return Backend.SCAN
             if not self._kernels:
                 return Backend.REFERENCE
             usable = why_not is None and compiled.kernels() is not None
+            if self.fused is not None and not usable:
+                return Backend.FUSED
             return Backend.COMPILED if usable else Backend.REFERENCE
         if self.backend is Backend.COMPILED:
             if why_not is not None:
@@ -259,7 +266,11 @@ class GatedRNN(nn.Module):
         states = self._initial_state(state, batch, x)
         if lengths is not None:
             lengths = _check_lengths(lengths, batch, steps)
-        path = self.path(x.device, x.dtype) if not self.trials else Backend.COMPILED
+        path = (
+            self.path(x.device, x.dtype, lengths is not None)
+            if not self.trials
+            else Backend.COMPILED
+        )
         if path is Backend.FUSED:
             out, final = self._forward_fused(x, states, lengths)
         else:

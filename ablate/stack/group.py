@@ -115,6 +115,8 @@ def _train(
         [trainers[k].optim_config for k in active],
         [trainers[k].optimizer for k in active],
     )
+    # Each trial reads its own task (its data may depend on its seed: a task's data_seed);
+    # the tasks share their kind, which scores the stacked logits.
     task, config = trainers[active[0]].task, trainers[active[0]].config
 
     def keep(positions: list[int]) -> None:
@@ -129,7 +131,7 @@ def _train(
         epochs = [progress[k].epoch for k in active]
         streams = [
             itertools.islice(
-                task.batches(
+                trainers[k].task.batches(
                     "train",
                     config.batch_size,
                     shuffle=True,
@@ -162,7 +164,7 @@ def _train(
                             f"batch {index + 1}"
                         )
                 kept = [j for j, ok in enumerate(finite) if ok]
-                state = _rows(new_state, kept, stacked.rows, len(finite))
+                state = _rows(new_state, kept, stacked.rows)
                 keep(kept)
                 streams = [streams[j] for j in kept]
                 totals = [totals[j] for j in kept]
@@ -212,7 +214,7 @@ def _next_batches(streams: list[Iterator[Batch]]) -> list[Batch]:
     return [b for b in batches if b is not None]
 
 
-def _rows(state: object, kept: list[int], rows: int, trials: int) -> object:
+def _rows(state: object, kept: list[int], rows: int) -> object:
     """The carried state of the kept trials' rows."""
     if state is None:
         return None

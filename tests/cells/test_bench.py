@@ -101,3 +101,16 @@ def test_bench_forward_only_and_bad_arguments(tmp_path, capsys):
             main([*bad, "--out", str(tmp_path)])
         assert exit_.value.code == 2
         assert "error:" in capsys.readouterr().err
+
+
+def test_bench_with_variable_lengths(tmp_path):
+    """--lengths: the cells get lengths (lstm then runs the C++ kernels), torch's modules a
+    packed batch; the tables go to cpu-lengths.*."""
+    out = tmp_path / "bench"
+    args = ["--sizes", "6:3:4:5", "--presets", "lstm,vanilla", "--repeats", "2", "--warmup",
+            "0", "--threads", "1", "--modes", "train", "--lengths", "--no-plot", "--out", str(out)]
+    assert main(args) == 0
+    by_name = {r["name"]: r for r in csv.DictReader((out / "cpu-lengths.csv").open())}
+    assert by_name["lstm"]["backend"] == "compiled"
+    assert by_name["control: torch.nn.LSTM"]["backend"] == "torch"
+    assert "variable lengths" in (out / "cpu-lengths.md").read_text()

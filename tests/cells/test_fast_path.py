@@ -43,6 +43,12 @@ def test_auto_runs_torch_kernels_where_exact_and_the_compiled_kernels_elsewhere(
         )
         assert rnn.path("cpu") is expected, name
         assert GatedRNN(name, 3, 4, backend="reference").path("cpu") is Backend.REFERENCE
+        # With lengths on the CPU, torch's kernel would pack the batch: the C++ kernels run.
+        ragged = Backend.COMPILED if expected is Backend.FUSED else expected
+        assert rnn.path("cpu", lengths=True) is ragged, name
+        assert GatedRNN(name, 3, 4, backend="fused" if rnn.spec.fused else "auto").path(
+            "cpu", lengths=True
+        ) is (Backend.FUSED if rnn.spec.fused else ragged), name
     # Off the CPU, in other dtypes or under autocast, custom cells take the reference loop
     # (nothing is built); the C++ kernels refuse.
     rnn, compiled_rnn = GatedRNN("vanilla", 3, 4), GatedRNN("vanilla", 3, 4, backend="compiled")

@@ -43,8 +43,13 @@ def test_batched_launcher_matches_joblib(tmp_path):
         root = tmp_path / launcher
         root.mkdir()
         result = run_ablate(
-            "train", "-m", *SWEEP, f"hydra/launcher={launcher}", f"tracking.root={root}",
-            cwd=root, timeout=600,
+            "train",
+            "-m",
+            *SWEEP,
+            f"hydra/launcher={launcher}",
+            f"tracking.root={root}",
+            cwd=root,
+            timeout=600,
         )
         roots[launcher] = root
         if launcher == "batched":
@@ -70,8 +75,13 @@ def test_batched_launcher_matches_joblib(tmp_path):
 def test_batched_launcher_with_tpe_and_a_rerun(tmp_path):
     """TPE asks a few trials per launch (they still stack where they can); a rerun of a
     finished sweep trains nothing again."""
-    tpe = [*SWEEP, "hydra/launcher=batched", "hydra.sweeper.sampler.name=tpe",
-           "hydra.sweeper.n_jobs=2", f"tracking.root={tmp_path}"]
+    tpe = [
+        *SWEEP,
+        "hydra/launcher=batched",
+        "hydra.sweeper.sampler.name=tpe",
+        "hydra.sweeper.n_jobs=2",
+        f"tracking.root={tmp_path}",
+    ]
     run_ablate("train", "-m", *tpe, cwd=tmp_path, timeout=600)
     first = _results(tmp_path)
     again = run_ablate("train", "-m", *tpe, cwd=tmp_path, timeout=600)

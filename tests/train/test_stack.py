@@ -27,7 +27,8 @@ from tests.train.test_every_task import compose_job
 # Elman, MUT), every pattern (many-to-one, framewise, next-step, truncated BPTT), SGD with
 # and without Nesterov momentum, clipping, Adam.
 CASES = {
-    "lstm-many-to-one": ("digits", "vanilla", ["experiment=greff2017"]),
+    # Each trial's own split of the data (data_seed null: its seed's).
+    "lstm-many-to-one": ("digits", "vanilla", ["experiment=greff2017", "task.data_seed=null"]),
     "fgr-ragged": ("vowels", "fgr", ["experiment=greff2017"]),
     "gru-next-step": ("jsb", "gru", ["experiment=jozefowicz2015"]),
     "elman-tbptt": ("text", "tanh", ["optim.clip_norm=1.0", "optim.nesterov=false"]),
@@ -37,12 +38,27 @@ CASES = {
 
 # Per-trial settings: hidden sizes, seeds, learning rates, momenta and noise all differ.
 TRIALS = [
-    {"seed": 11, "model.hidden_size": 12, "optim.lr": 3e-3, "optim.momentum": 0.9,
-     "model.input_noise": 0.0},
-    {"seed": 12, "model.hidden_size": 16, "optim.lr": 1e-3, "optim.momentum": 0.5,
-     "model.input_noise": 0.3},
-    {"seed": 13, "model.hidden_size": 9, "optim.lr": 1e-2, "optim.momentum": 0.2,
-     "model.input_noise": 0.1},
+    {
+        "seed": 11,
+        "model.hidden_size": 12,
+        "optim.lr": 3e-3,
+        "optim.momentum": 0.9,
+        "model.input_noise": 0.0,
+    },
+    {
+        "seed": 12,
+        "model.hidden_size": 16,
+        "optim.lr": 1e-3,
+        "optim.momentum": 0.5,
+        "model.input_noise": 0.3,
+    },
+    {
+        "seed": 13,
+        "model.hidden_size": 9,
+        "optim.lr": 1e-2,
+        "optim.momentum": 0.2,
+        "model.input_noise": 0.1,
+    },
 ]
 
 
@@ -51,8 +67,9 @@ def _job(tmp_path: Path, name: str, overrides: list[str]) -> Job:
     return prepare(cfg)
 
 
-def _overrides(task: str, cell: str, shared: list[str], trial: dict, tmp_path: Path,
-               **settings: object) -> list[str]:
+def _overrides(
+    task: str, cell: str, shared: list[str], trial: dict, tmp_path: Path, **settings: object
+) -> list[str]:
     """``ablate train`` overrides: the shared ones, then small data and short training, then
     the trial's own settings and ``settings`` (later ones win)."""
     options = dict(SMALL[task])
@@ -142,8 +159,7 @@ def test_a_trial_in_a_group_computes_what_it_computes_alone(case, tmp_path):
         _assert_same(a, g, 1e-6)
         # The best epoch's weights, back in each trial's own model.
         for name, value in a_job.model.state_dict().items():
-            torch.testing.assert_close(g_job.model.state_dict()[name], value, rtol=1e-6,
-                                       atol=1e-9)
+            torch.testing.assert_close(g_job.model.state_dict()[name], value, rtol=1e-6, atol=1e-9)
 
 
 def test_a_diverging_and_an_early_stopping_member_leave_the_others_exact(tmp_path):
@@ -154,8 +170,14 @@ def test_a_diverging_and_an_early_stopping_member_leave_the_others_exact(tmp_pat
         # Diverges: a step size no SGD survives.
         {"seed": 21, "model.hidden_size": 14, "optim.lr": 1e307, "optim.momentum": 0.9},
         # Stops early: a learning rate too small to change the validation error.
-        {"seed": 22, "model.hidden_size": 10, "optim.lr": 1e-12, "optim.momentum": 0.1,
-         "trainer.patience": 1, "trainer.max_epochs": 6},
+        {
+            "seed": 22,
+            "model.hidden_size": 10,
+            "optim.lr": 1e-12,
+            "optim.momentum": 0.1,
+            "trainer.patience": 1,
+            "trainer.max_epochs": 6,
+        },
     ]
     shared = ["experiment=greff2017"]
     alone, jobs = [], []
@@ -176,8 +198,15 @@ def test_a_diverging_and_an_early_stopping_member_leave_the_others_exact(tmp_pat
 def test_first_epoch_metrics_agree_in_float32(tmp_path):
     alone, jobs = [], []
     for k, trial in enumerate(TRIALS):
-        overrides = _overrides("digits", "vanilla", ["experiment=greff2017"], trial, tmp_path,
-                               trainer__max_epochs=1, trainer__max_batches="null")
+        overrides = _overrides(
+            "digits",
+            "vanilla",
+            ["experiment=greff2017"],
+            trial,
+            tmp_path,
+            trainer__max_epochs=1,
+            trainer__max_batches="null",
+        )
         alone.append(_alone(_job(tmp_path, f"alone{k}", overrides)))
         jobs.append(_job(tmp_path, f"group{k}", overrides))
     grouped = train_group([GroupMember(j.trainer) for j in jobs])
@@ -219,8 +248,9 @@ def test_a_group_checkpoint_resumes_alone(tmp_path):
     for the others), which the trial alone continues from, to the numbers of an uninterrupted
     run."""
     overrides = [
-        _overrides("digits", "cifg", ["experiment=greff2017"], t, tmp_path,
-                   trainer__checkpoint="true")
+        _overrides(
+            "digits", "cifg", ["experiment=greff2017"], t, tmp_path, trainer__checkpoint="true"
+        )
         for t in TRIALS
     ]
     jobs = [_job(tmp_path, f"job{k}", o) for k, o in enumerate(overrides)]
