@@ -72,6 +72,7 @@ def test_batched_launcher_matches_joblib(tmp_path):
         assert states == [optuna.trial.TrialState.COMPLETE] * 4
 
 
+@pytest.mark.slow  # two more sweeps (~40 s); the default run keeps to its budget
 def test_batched_launcher_with_tpe_and_a_rerun(tmp_path):
     """TPE asks a few trials per launch (they still stack where they can); a rerun of a
     finished sweep trains nothing again."""
