@@ -25,7 +25,13 @@ from omegaconf import DictConfig, open_dict
 
 from ablate.search.trial import JobOutcome
 from ablate.stack.group import GroupMember, can_stack, train_group
-from ablate.train.app import TrackedJob, _reporter, close_tracking, open_tracking, prepare
+from ablate.train.app import (
+    TrackedJob,
+    close_tracking,
+    open_tracking,
+    prepare,
+    trial_reporter,
+)
 from ablate.train.loop import TrainResult
 
 log = logging.getLogger("ablate")
@@ -109,7 +115,7 @@ def _open(cfg: DictConfig) -> TrackedJob | JobOutcome:
     """A job's set-up, run by Hydra's ``run_job`` like any task function: prepared, its run
     open, or the outcome of a job that had already finished."""
     job = prepare(cfg)
-    reporter = _reporter(cfg)
+    reporter = trial_reporter(cfg)
     tracked = open_tracking(cfg, job, reporter)
     if isinstance(tracked, JobOutcome) and reporter is not None:
         reporter.finish(tracked)

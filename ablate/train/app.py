@@ -258,7 +258,7 @@ def _epoch_metrics(record: EpochRecord) -> dict[str, float]:
     }
 
 
-def _reporter(cfg: DictConfig) -> TrialReporter | None:
+def trial_reporter(cfg: DictConfig) -> TrialReporter | None:
     """The Optuna trial this job is, when ablate's sweeper launched it."""
     if cfg.sweep.trial is None:
         return None
@@ -272,7 +272,7 @@ def run_job(cfg: DictConfig) -> JobOutcome:
     """Train, track, and return the best validation value of the task's metric. A trial of
     ablate's sweeper ends with it (a job that raises is recorded by the sweeper)."""
     job = prepare(cfg)
-    reporter = _reporter(cfg)
+    reporter = trial_reporter(cfg)
     tracked = open_tracking(cfg, job, reporter)
     if isinstance(tracked, JobOutcome):
         outcome = tracked
