@@ -14,6 +14,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -26,6 +27,7 @@ from ablate.stack.batches import stack_batches, trial_losses
 from ablate.stack.model import StackedModel
 from ablate.stack.optim import StackedOptimizer
 from ablate.tasks import Batch
+from ablate.train.callbacks import check_sweep
 from ablate.train.checkpoint import Checkpoint
 from ablate.train.loop import (
     Diverged,
@@ -41,12 +43,14 @@ Outcome = TrainResult | BaseException
 
 @dataclass
 class GroupMember:
-    """One trial of a group: its trainer, the checkpoint it resumes from, and what hears of
-    each epoch (it may raise, e.g. a pruned trial: the trial then ends with that error)."""
+    """One trial of a group: its trainer, the checkpoint it resumes from, what hears of each
+    epoch (it may raise, e.g. a pruned trial: the trial then ends with that error), and the
+    context its epochs close in (e.g. its own log file)."""
 
     trainer: Trainer
     resume: Checkpoint | None = None
     on_epoch: Callable[[EpochRecord], None] = field(default=lambda record: None)
+    scope: Callable[[], AbstractContextManager[object]] = field(default=nullcontext)
 
 
 def can_stack(trainers: Sequence[Trainer]) -> str | None:
@@ -145,6 +149,7 @@ def _train(
         count, state = 0, None
         index = 0
         while batches := _next_batches(streams):
+            check_sweep()
             stacked = stack_batches(batches)
             logits, new_state = model(stacked, state if stacked.batch.carry_state else None)
             means, items = trial_losses(task, logits, stacked)
@@ -191,9 +196,10 @@ def _train(
             model.write_back(j, trainer.model)
             optimizer.store(j, trainer.optimizer)
             try:
-                trainer.close_epoch(
-                    progress[k], totals[j] / count, share, model.rng[j], members[k].on_epoch
-                )
+                with members[k].scope():
+                    trainer.close_epoch(
+                        progress[k], totals[j] / count, share, model.rng[j], members[k].on_epoch
+                    )
             except Exception as err:  # noqa: BLE001 - the trial ends with it; the others go on
                 outcomes[k] = err
                 continue

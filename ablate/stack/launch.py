@@ -13,7 +13,8 @@ as they end alone.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import torch
@@ -111,6 +112,36 @@ def _hidden_size(overrides: Sequence[str]) -> float:
     return 0.0
 
 
+def _log_file() -> str | None:
+    """The file the root logger writes to: the last job's, once Hydra has set it up."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    return files[-1].baseFilename if files else None
+
+
+@contextmanager
+def _logging_to(path: str | None) -> Iterator[None]:
+    """The root logger's file output in ``path`` (a job's own log) meanwhile: a group's
+    jobs share a process, and each job's lines belong in its own log."""
+    root = logging.getLogger()
+    files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
+    if path is None or not files or files[-1].baseFilename == path:
+        yield
+        return
+    mine = logging.FileHandler(path)
+    mine.setFormatter(files[-1].formatter)
+    mine.setLevel(files[-1].level)
+    for handler in files:
+        root.removeHandler(handler)
+    root.addHandler(mine)
+    try:
+        yield
+    finally:
+        root.removeHandler(mine)
+        mine.close()
+        for handler in files:
+            root.addHandler(handler)
+
+
 def _open(cfg: DictConfig) -> TrackedJob | JobOutcome:
     """A job's set-up, run by Hydra's ``run_job`` like any task function: prepared, its run
     open, or the outcome of a job that had already finished."""
@@ -135,6 +166,7 @@ def execute_group(
     setup_globals()
     Singleton.set_state(singleton_state)
     returns: list[JobReturn] = []
+    logs: list[str | None] = []
     for place, overrides in zip(places, job_overrides, strict=True):
         number = first_index + place
         sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
@@ -151,14 +183,16 @@ def execute_group(
                 job_subdir_key="hydra.sweep.subdir",
             )
         )
+        logs.append(_log_file())  # the job's own log, which Hydra has just opened
     tracked = {
         k: ret.return_value
         for k, ret in enumerate(returns)
         if ret.status is JobStatus.COMPLETED and isinstance(ret.return_value, TrackedJob)
     }
+    scopes = {k: (lambda path=logs[k]: _logging_to(path)) for k in tracked}
     results: dict[int, Result] = {}
     try:
-        _train(tracked, sorted(tracked), results)
+        _train(tracked, sorted(tracked), results, scopes)
     except BaseException as err:  # noqa: BLE001 - Ctrl-C or a gone sweep: every run ends KILLED
         for k in tracked:
             results.setdefault(k, err)
@@ -166,7 +200,8 @@ def execute_group(
     for k, job in tracked.items():
         ret = returns[k]
         try:
-            outcome = close_tracking(job, results[k])
+            with scopes[k]():
+                outcome = close_tracking(job, results[k])
         except KeyboardInterrupt as err:
             interrupted = err
             continue
@@ -181,7 +216,12 @@ def execute_group(
     return returns
 
 
-def _train(tracked: dict[int, TrackedJob], indices: list[int], results: dict[int, Result]) -> None:
+def _train(
+    tracked: dict[int, TrackedJob],
+    indices: list[int],
+    results: dict[int, Result],
+    scopes: dict[int, Callable[[], AbstractContextManager[object]]],
+) -> None:
     """Train the jobs as one stacked model where they stack; else split them by hidden size
     (a cell that adds raw x to its units stacks equal sizes only), else one by one."""
     if not indices:
@@ -191,7 +231,7 @@ def _train(tracked: dict[int, TrackedJob], indices: list[int], results: dict[int
     if reason is None:
         log.info("training %d trials as one stacked model", len(indices))
         members = [
-            GroupMember(tracked[k].job.trainer, tracked[k].resume, tracked[k].on_epoch)
+            GroupMember(tracked[k].job.trainer, tracked[k].resume, tracked[k].on_epoch, scopes[k])
             for k in indices
         ]
         results.update(zip(indices, train_group(members), strict=True))
@@ -203,6 +243,7 @@ def _train(tracked: dict[int, TrackedJob], indices: list[int], results: dict[int
                 tracked,
                 [k for k in indices if tracked[k].job.model.rnn.hidden_size == size],
                 results,
+                scopes,
             )
         return
     if len(indices) > 1:
@@ -212,7 +253,8 @@ def _train(tracked: dict[int, TrackedJob], indices: list[int], results: dict[int
         trainer = job.job.trainer
         torch.set_rng_state(trainer.initial_rng)  # where this job's own seed left it
         try:
-            results[k] = trainer.fit(on_epoch=job.on_epoch, resume=job.resume)
+            with scopes[k]():
+                results[k] = trainer.fit(on_epoch=job.on_epoch, resume=job.resume)
         except KeyboardInterrupt:
             raise
         except Exception as err:  # noqa: BLE001 - the job ends with it; the others go on

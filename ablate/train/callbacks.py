@@ -125,9 +125,24 @@ class SweepGone(KeyboardInterrupt):
 
 
 _gone: Callable[[], bool] | None = None  # whether this worker's sweep is gone
+# Set once the sweep is found gone. The watcher raises SweepGone in the job's thread, but an
+# exception raised that way is lost if it lands in a garbage-collection callback (Python
+# prints "Exception ignored" and goes on); training loops also look here at every step.
+_sweep_gone = threading.Event()
+
+
+_stopping = threading.Event()  # a training loop has raised SweepGone: the job is ending
+
+
+def check_sweep() -> None:
+    """Raise SweepGone in a job whose sweep is gone (called by the training loops)."""
+    if _sweep_gone.is_set():
+        _stopping.set()
+        raise SweepGone("the sweep that launched this job is gone")
 # Seconds: how often a worker looks for its sweep; how long its job may take to end then
 # (more than MLflow's 20 s wait for a busy sqlite store, so the job can close its run).
 POLL, GRACE = 0.2, 30.0
+COOPERATE = 5.0  # seconds a training loop has to stop by itself at its next step
 
 
 def die_with_sweep(sweep_pid: int) -> None:
@@ -162,8 +177,16 @@ def _watch(sweep_pid: int) -> Callable[[], bool]:
     def watch() -> None:
         while not gone():
             time.sleep(POLL)
+        _sweep_gone.set()
         if _in_job(main):
             log.error("the sweep (pid %d) that launched this job is gone: stopping", sweep_pid)
+            # A training loop stops at its next step (check_sweep), between database writes;
+            # an exception raised from here could land inside one and leave the store locked
+            # for every process. It is raised only where the job has not stopped by then.
+            cooperate = time.monotonic() + COOPERATE
+            while _in_job(main) and not _stopping.is_set() and time.monotonic() < cooperate:
+                time.sleep(0.05)
+        if _in_job(main) and not _stopping.is_set():
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(main), ctypes.py_object(SweepGone)
             )

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from ablate.errors import AblateError
 from ablate.model import SequenceModel, detach_state
 from ablate.tasks import Batch, Pattern, Task
+from ablate.train.callbacks import check_sweep
 from ablate.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ablate.train.optim import (
     LossReduction,
@@ -259,6 +260,7 @@ class Trainer:
         show = self.config.progress if self.config.progress is not None else sys.stderr.isatty()
         bar = tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not show, unit="batch")
         for index, batch in enumerate(itertools.islice(bar, self.config.max_batches)):
+            check_sweep()
             batch = batch.to(self.device)
             logits, new_state = self.model(batch, state if batch.carry_state else None)
             state = detach_state(new_state) if batch.carry_state else None

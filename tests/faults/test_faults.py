@@ -241,7 +241,9 @@ def test_a_killed_batched_sweep_leaves_no_worker_behind(tmp_path):
     assert all(done[t.number].state is TrialState.RUNNING for t in busy)
     _, runs = mlflow_runs(tmp_path)
     jobs = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
-    assert len(jobs) == 6 and all(r.info.status == "KILLED" for r in jobs)
+    assert len(jobs) == 6 and all(r.info.status == "KILLED" for r in jobs), [
+        (r.info.status, r.data.tags.get("failure_reason")) for r in jobs
+    ]
 
 
 def test_a_job_whose_sweep_is_gone_does_not_end_its_trial(tmp_path):

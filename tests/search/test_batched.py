@@ -65,6 +65,10 @@ def test_batched_launcher_matches_joblib(tmp_path):
         assert test == pytest.approx(joblib[key][1], rel=1e-5, abs=1e-9)
         assert valid == pytest.approx(joblib[key][2], rel=1e-5)
         assert (Path(job_dir) / "checkpoint.pt").is_file()
+        # Its own log holds its own lines: both epochs and its end, once.
+        (log,) = Path(job_dir).glob("*.log")
+        text = log.read_text()
+        assert text.count("done: best valid") == 1 and text.count("epoch 2:") == 1, text
     storage = f"sqlite:///{roots['batched'] / 'optuna.db'}"
     for summary in optuna.get_all_study_summaries(storage):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
