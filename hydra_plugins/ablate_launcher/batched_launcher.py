@@ -75,7 +75,12 @@ class BatchedLauncher(Launcher):
         groups = group_jobs(job_overrides, self.group_size, self.max_padding)
         log.info(
             "Batched launcher: %d jobs in %d groups of up to %d, %d worker(s); sweep output "
-            "dir: %s", len(job_overrides), len(groups), self.group_size, self.n_jobs, sweep_dir,
+            "dir: %s",
+            len(job_overrides),
+            len(groups),
+            self.group_size,
+            self.n_jobs,
+            sweep_dir,
         )
         for idx, overrides in enumerate(job_overrides):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
