@@ -133,6 +133,31 @@ const T* at_trial(const T* p, int64_t k, int64_t size) {
   return p ? p + k * size : nullptr;
 }
 
+// Trial k's view of a call's arrays: its recurrent weights and its per-unit vectors (null
+// stays null). The input weights, which only forward reads, the caller sets.
+template <typename T>
+LSTMArrays<T> lstm_trial(LSTMArrays<T> a, int64_t k, const std::vector<PanelTensor>& w_hh,
+                         const std::vector<PanelTensor>& w_gg) {
+  a.w_hh = w_hh[k].view<T>();
+  a.w_gg = w_gg[k].view<T>();
+  a.bias = at_trial(a.bias, k, a.width);
+  a.peep_in = at_trial(a.peep_in, k, a.n);
+  a.peep_fg = at_trial(a.peep_fg, k, a.n);
+  a.peep_out = at_trial(a.peep_out, k, a.n);
+  return a;
+}
+
+template <typename T>
+GRUArrays<T> gru_trial(GRUArrays<T> a, int64_t k, const std::vector<PanelTensor>& w_first,
+                       const std::vector<PanelTensor>& w_candidate,
+                       const std::vector<PanelTensor>& w_th) {
+  a.w_first = w_first[k].view<T>();
+  a.w_candidate = w_candidate[k].view<T>();
+  a.w_th = w_th[k].view<T>();
+  a.bias_hn = at_trial(a.bias_hn, k, a.n);
+  return a;
+}
+
 template <typename T>
 T* data(const MaybeTensor& t) {
   return t ? t->data_ptr<T>() : nullptr;
@@ -211,14 +236,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward_op(
                           nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
     for_each_chunk(tr, chunk_count(tr, steps * width * (m + n)),
                    [&](int64_t, int64_t k, int64_t b0, int64_t b1) {
-                     auto ak = a;
+                     auto ak = lstm_trial(a, k, w_hh_p, w_gg_p);
                      ak.w_ih = w_ih_p[k].view<T>();
-                     ak.w_hh = w_hh_p[k].view<T>();
-                     ak.w_gg = w_gg_p[k].view<T>();
-                     ak.bias = at_trial(a.bias, k, width);
-                     ak.peep_in = at_trial(a.peep_in, k, n);
-                     ak.peep_fg = at_trial(a.peep_fg, k, n);
-                     ak.peep_out = at_trial(a.peep_out, k, n);
                      lstm_forward(cf, ak, b0, b1);
                    });
   });
@@ -272,13 +291,7 @@ lstm_backward_op(
                           data<T>(grad_peep), w_gg ? data<T>(grad_fed) : nullptr,
                           w_gg ? data<T>(grad_a) : nullptr};
     for_each_chunk(tr, per_trial, [&](int64_t chunk, int64_t k, int64_t b0, int64_t b1) {
-      auto ak = a;
-      ak.w_hh = w_hh_p[k].view<T>();
-      ak.w_gg = w_gg_p[k].view<T>();
-      ak.peep_in = at_trial(a.peep_in, k, n);
-      ak.peep_fg = at_trial(a.peep_fg, k, n);
-      ak.peep_out = at_trial(a.peep_out, k, n);
-      lstm_backward(cf, ak, chunk, b0, b1);
+      lstm_backward(cf, lstm_trial(a, k, w_hh_p, w_gg_p), chunk, b0, b1);
     });
   });
   auto peep_sums = grad_peep.sum(1);
@@ -337,12 +350,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward_op(
                          nullptr, nullptr, nullptr, nullptr, nullptr};
     for_each_chunk(tr, chunk_count(tr, steps * 3 * n * n),
                    [&](int64_t, int64_t k, int64_t b0, int64_t b1) {
-                     auto ak = a;
-                     ak.w_first = w_first_p[k].view<T>();
-                     ak.w_candidate = w_candidate_p[k].view<T>();
-                     ak.w_th = w_th_p[k].view<T>();
-                     ak.bias_hn = at_trial(a.bias_hn, k, n);
-                     gru_forward(cf, ak, b0, b1);
+                     gru_forward(cf, gru_trial(a, k, w_first_p, w_candidate_p, w_th_p), b0, b1);
                    });
   });
   return {h, act, aux, th};
@@ -382,11 +390,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_backward_op(
                          w_th ? data<T>(grad_th) : nullptr, data<T>(grad_h0)};
     for_each_chunk(tr, chunk_count(tr, steps * 3 * n * n),
                    [&](int64_t, int64_t k, int64_t b0, int64_t b1) {
-                     auto ak = a;
-                     ak.w_first = w_first_p[k].view<T>();
-                     ak.w_candidate = w_candidate_p[k].view<T>();
-                     ak.w_th = w_th_p[k].view<T>();
-                     gru_backward(cf, ak, b0, b1);
+                     gru_backward(cf, gru_trial(a, k, w_first_p, w_candidate_p, w_th_p), b0, b1);
                    });
   });
   return {grad_xp, grad_first, grad_th, grad_h0};
