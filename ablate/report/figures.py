@@ -287,6 +287,14 @@ def curves(
         return save(fig, folder, f"curves_{task}")
 
 
+# Each run's three test limits in the weiss figure: column, legend label, marker style.
+_LIMIT_MARKERS = (
+    ("test_counting_limit", "counting rule", {"color": "C0", "s": 22}),
+    ("test_generalisation_limit", "Weiss rule", {"facecolor": "none", "edgecolor": "C1", "s": 40}),
+    ("test_strict_limit", "strict", {"marker": "x", "color": "C2", "s": 22}),
+)
+
+
 def weiss(runs: pd.DataFrame, folder: Path) -> list[Path]:
     finished = runs[runs["state"] == "finished"]
     languages = sorted(finished["task.language"].unique())
@@ -305,32 +313,14 @@ def weiss(runs: pd.DataFrame, folder: Path) -> list[Path]:
             for p, cell in enumerate(cells):
                 rows = mine[mine["cell"] == cell]
                 jitter = rng.uniform(-0.15, 0.15, len(rows))
-                ax.scatter(
-                    p + jitter,
-                    rows["test_counting_limit"],
-                    color="C0",
-                    s=22,
-                    zorder=3,
-                    label="counting rule" if p == 0 else None,
-                )
-                ax.scatter(
-                    p + jitter,
-                    rows["test_generalisation_limit"],
-                    facecolor="none",
-                    edgecolor="C1",
-                    s=40,
-                    zorder=3,
-                    label="Weiss rule" if p == 0 else None,
-                )
-                ax.scatter(
-                    p + jitter,
-                    rows["test_strict_limit"],
-                    marker="x",
-                    color="C2",
-                    s=22,
-                    zorder=3,
-                    label="strict" if p == 0 else None,
-                )
+                for column, label, style in _LIMIT_MARKERS:
+                    ax.scatter(
+                        p + jitter,
+                        rows[column],
+                        zorder=3,
+                        label=label if p == 0 else None,
+                        **style,
+                    )
             n_train = float(mine["task.n_train"].max())
             ax.axhline(n_train, color="0.4", ls="--", lw=1, label="n_train")
             ax.axhline(2 * n_train, color="0.4", ls=":", lw=1, label="2 x n_train")

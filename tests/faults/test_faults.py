@@ -165,83 +165,52 @@ def test_a_signal_closes_the_running_trial_in_both_stores(tmp_path, signum):
     }
 
 
-def test_a_killed_sweep_leaves_no_worker_behind(tmp_path):
-    """SIGKILL of a sweep on joblib's pool: its workers (and their resource trackers) end
-    with it, closing their jobs' MLflow runs, and record nothing more in Optuna."""
+@pytest.mark.parametrize(
+    ("launcher", "running"),
+    [
+        (["hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"], 2),
+        (["hydra/launcher=batched", "hydra.launcher.group_size=3"], 6),
+    ],
+    ids=["joblib", "batched"],
+)
+def test_a_killed_sweep_leaves_no_worker_behind(tmp_path, launcher, running):
+    """SIGKILL of a sweep on two loky workers (each training one trial, or a group of three
+    as one stacked model): the workers (and their resource trackers) end with it, closing
+    every run they hold (KILLED), and record nothing more in Optuna (the trials left RUNNING
+    for the next sweep)."""
     conf = write_conf(tmp_path)
     command = sweep_command(
         conf,
-        "hydra/launcher=joblib",
+        *launcher,
         "hydra.launcher.n_jobs=2",
-        "hydra.sweeper.n_jobs=2",
         "threads=1",
         "trainer.max_epochs=200",
         "trainer.patience=200",
     )
     with Spawned(command, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as run:
-        # Both workers training: each job has checkpointed an epoch.
+        # Every trial training: each has checkpointed an epoch.
         deadline = time.monotonic() + 300
         while (
             run.proc.poll() is None
             and time.monotonic() < deadline
-            and len(list((tmp_path / "multirun").rglob("checkpoint.pt"))) < 2
+            and len(list((tmp_path / "multirun").rglob("checkpoint.pt"))) < running
         ):
             time.sleep(0.1)
         busy = [t for t in trials(tmp_path) if "ablate:mlflow_run_id" in t.system_attrs]
-        assert len(busy) == 2, "the two workers did not start their trials"
+        assert len(busy) == running, "the two workers did not start their trials"
         below = run.below()
         assert len([p for p in below if "LokyProcess" in " ".join(p.cmdline())]) == 2, ps_lines(
             below
         )
-
         run.proc.kill()
         run.proc.wait()
         assert left_behind(below, timeout=60) == []  # a job has 30 s to close its run
 
     done = {t.number: t for t in trials(tmp_path)}
-    assert all(done[t.number].state is TrialState.RUNNING for t in busy)  # for the next sweep
-    _, runs = mlflow_runs(tmp_path)
-    jobs = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
-    assert len(jobs) == 2 and all(r.info.status == "KILLED" for r in jobs)
-
-
-def test_a_killed_batched_sweep_leaves_no_worker_behind(tmp_path):
-    """SIGKILL of a sweep whose two workers each train a group of three trials as one
-    stacked model: the workers end with it, closing every run of their groups (KILLED), and
-    record nothing more in Optuna (the trials left RUNNING for the next sweep)."""
-    conf = write_conf(tmp_path)
-    command = sweep_command(
-        conf,
-        "hydra/launcher=batched",
-        "hydra.launcher.n_jobs=2",
-        "hydra.launcher.group_size=3",
-        "threads=1",
-        "trainer.max_epochs=200",
-        "trainer.patience=200",
-    )
-    with Spawned(command, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as run:
-        deadline = time.monotonic() + 300
-        while (
-            run.proc.poll() is None
-            and time.monotonic() < deadline
-            and len(list((tmp_path / "multirun").rglob("checkpoint.pt"))) < 6
-        ):
-            time.sleep(0.1)
-        busy = [t for t in trials(tmp_path) if "ablate:mlflow_run_id" in t.system_attrs]
-        assert len(busy) == 6, "the two groups did not start their trials"
-        below = run.below()
-        assert len([p for p in below if "LokyProcess" in " ".join(p.cmdline())]) == 2, ps_lines(
-            below
-        )
-        run.proc.kill()
-        run.proc.wait()
-        assert left_behind(below, timeout=60) == []
-
-    done = {t.number: t for t in trials(tmp_path)}
     assert all(done[t.number].state is TrialState.RUNNING for t in busy)
     _, runs = mlflow_runs(tmp_path)
     jobs = [r for r in runs if r.data.tags.get("ablate.kind") == "job"]
-    assert len(jobs) == 6 and all(r.info.status == "KILLED" for r in jobs), [
+    assert len(jobs) == running and all(r.info.status == "KILLED" for r in jobs), [
         (r.info.status, r.data.tags.get("failure_reason")) for r in jobs
     ]
 
