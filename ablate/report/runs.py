@@ -35,7 +35,7 @@ _DIVERGED = re.compile(r"\b(nan|inf)\b", re.IGNORECASE)
 _PAGE = 10_000
 
 
-def _search(source: Source, kind: str) -> list:
+def search_runs(source: Source, kind: str) -> list:
     """Every active run of the chosen experiments with ``ablate.kind = kind``."""
     clauses = [f"tags.`ablate.kind` = '{kind}'"]
     if source.run_filter and kind == "job":
@@ -80,7 +80,7 @@ def _number(text: str | None) -> float:
 def load_jobs(source: Source) -> pd.DataFrame:
     """One row per job run, sorted by experiment, task, cell, start time and trial."""
     rows = []
-    for run in bar(_search(source, "job"), "read runs"):
+    for run in bar(search_runs(source, "job"), "read runs"):
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
         metric = tags.get("metric", "")
         trial = tags.get("optuna.trial")
@@ -127,7 +127,7 @@ def load_studies(source: Source) -> pd.DataFrame:
             "storage": run.data.tags.get("optuna.storage", ""),
             "status": run.info.status,
         }
-        for run in _search(source, "study")
+        for run in search_runs(source, "study")
     ]
     return pd.DataFrame(rows, columns=["experiment", "study", "storage", "status"])
 

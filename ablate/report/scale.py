@@ -95,6 +95,7 @@ def planned(name: str) -> dict[str, Any]:
         parent = _parent(config)
         config = _overlay(parent) if parent else None
     plan: dict[str, Any] = {}
+    params: dict[str, Any] = {}  # a plain multirun's sweep, each overlay's keys over its parent's
     for config in reversed(chain):
         for key in ("hydra.sweeper.n_trials", "trainer.max_epochs", "trainer.max_batches"):
             value = _get(config, key)
@@ -102,7 +103,22 @@ def planned(name: str) -> dict[str, Any]:
                 plan[key] = value
         if _get(config, "hydra.sweeper.grid"):
             plan["studies"] = _grid_size(config)
+        params.update(_get(config, "hydra.sweeper.params") or {})
+    grid = _choices(params)
+    if grid and "hydra.sweeper.n_trials" not in plan:
+        plan["grid"] = grid
     return plan
+
+
+def _choices(params: dict[str, Any]) -> dict[str, list[str]] | None:
+    """A basic sweep's comma lists as choices per key; None for a search space (ranges, or
+    Hydra's sweep functions such as range(...), which this does not expand)."""
+    grid = {}
+    for key, values in params.items():
+        if isinstance(values, dict | list) or "(" in str(values):
+            return None
+        grid[key] = [v.strip() for v in str(values).split(",")]
+    return grid
 
 
 def _largest(jobs: pd.DataFrame, column: str) -> float:

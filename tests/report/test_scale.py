@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ablate.report.scale import measure
+from ablate.report.scale import measure, planned
 
 
 def _jobs(studies: int, trials: int, max_epochs: float, max_batches: float = float("nan")):
@@ -52,3 +52,14 @@ def test_a_finished_paper_scale_sweep_and_other_experiments_are_unlabelled():
     assert measure("weiss2018", _jobs(30, 1, 30)).label is None  # a grid: no n_trials
     assert measure("my_own_study", _jobs(2, 3, 5)).label is None
     assert measure("my_own_study", _jobs(2, 3, 5)).prefix("holds") == "holds"
+
+
+def test_a_plain_multirun_plans_its_grid_over_the_overlay_it_starts_from():
+    # modern_counting's task and cell lists replace weiss2018's; its seeds are weiss2018's.
+    grid = planned("modern_counting")["grid"]
+    assert grid == {
+        "task": ["anbn"],
+        "cell": ["lstm", "slstm", "gru", "mingru", "minlstm", "indrnn"],
+        "seed": ["0", "1", "2"],
+    }
+    assert "grid" not in planned("greff2017")  # a search: trials, not a grid

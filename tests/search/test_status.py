@@ -1,4 +1,5 @@
-"""`ablate status`: a sweep's progress read from its Optuna storage, as a user runs it."""
+"""`ablate status`: a sweep's progress read from its Optuna storage (a search) or its MLflow
+store (a plain multirun), as a user runs it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import termios
 
 import pytest
 
+from ablate.paths import experiments_dir
 from tests.conftest import run_ablate
 from tests.sweeps import sweep, sweep_command, write_conf
 
@@ -85,3 +87,30 @@ def test_a_sweep_on_a_terminal_draws_its_progress(tmp_path):
     screen = b"".join(chunks).decode(errors="replace")
     assert "trials: 100%" in screen and "2/2" in screen, screen[-2000:]
     assert "default: 2 of 2 trials, 0 running, complete" in screen
+
+
+def test_status_of_a_finished_plain_multirun_reads_its_jobs_from_mlflow(tmp_path):
+    """weiss2018 is a grid of 30 jobs, no Optuna study: its committed archive, imported."""
+    archive = experiments_dir().parent / "reports" / "weiss2018" / "runs.parquet"
+    run_ablate("archive", "import", str(archive), cwd=tmp_path)
+    lines = run_ablate("status", "experiment=weiss2018", cwd=tmp_path).stdout.splitlines()
+    assert lines[0].split() == ["study", "finished", "diverged", "failed", "running",
+                                "interrupted", "of", "best"]  # fmt: skip
+    rows = [line.split() for line in lines[1:-1]]
+    # One row per (cell, task preset) of the grid: anbn and anbncn are both task 'counting'.
+    assert [r[0] for r in rows] == [f"weiss2018/{cell}/{task}"
+                                    for cell in ("gru", "gru_torch", "lstm", "lstm_b", "tanh")
+                                    for task in ("anbn", "anbncn")]  # fmt: skip
+    assert all(r[1:7] == ["3", "0", "0", "0", "0", "3"] for r in rows)
+    assert lines[-1] == "weiss2018: 30 of 30 runs, 0 running, complete"
+
+
+def test_status_of_a_plain_multirun_under_way_counts_what_ran(tmp_path):
+    run_ablate(
+        "train", "-m", "experiment=weiss2018", "task=anbn", "cell=gru", "seed=0,1",
+        "task.n_train=4", "task.n_max=8", "trainer.max_epochs=1", "tracking.log_artifacts=false",
+        cwd=tmp_path,
+    )  # fmt: skip
+    lines = run_ablate("status", "experiment=weiss2018", cwd=tmp_path).stdout.splitlines()
+    assert lines[1].split()[:7] == ["weiss2018/gru/anbn", "2", "0", "0", "0", "0", "3"]
+    assert lines[-1].startswith("weiss2018: 2 of 30 runs, 0 running, 2 in the last hour, ~")
