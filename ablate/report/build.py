@@ -310,10 +310,10 @@ def build(source: Source, o: Options, echo: Callable[[str], None] = print) -> Pa
     if not best.empty:
         _curves(w, source, best)
     counting = _weiss(w, jobs)
-    finished = jobs[jobs["state"] == "finished"].groupby(["task", "cell"]).size()
     evidence = verdicts.Evidence(
-        comparisons, o.alpha, analyses, best, finished, agreements, counting, parts, jobs
-    )
+        comparisons, o.alpha, analyses, best, verdicts.searched(jobs), agreements, counting,
+        parts, jobs,
+    )  # fmt: skip
     table, untested = verdicts.judge(evidence)
     table.frame["verdict"] = [size.prefix(v) for v in table.frame["verdict"]]
     w.stage("verdicts", f"{len(table.frame)} findings tested, {len(untested)} not testable here")

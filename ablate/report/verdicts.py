@@ -10,7 +10,8 @@ Thresholds, so that a verdict is not read off noise:
   twice the next importance; 'hardly matters' and 'nearly independent' mean below
   NEGLIGIBLE of the variance.
 - Jozefowicz's findings compare best test values per (cell, task) and need
-  MIN_SEARCH_TRIALS finished trials per cell and task.
+  MIN_SEARCH_TRIALS searched trials per cell and task: finished, diverged or pruned, each an
+  outcome of the search whose best is read (a diverged draw is a bad one, not a missing one).
 - Weiss's needs MIN_SEEDS finished runs of each cell kind; the 2024 counting claim (LSTM and
   sLSTM) MIN_SEEDS finished a^n b^n runs of each.
 - Feng et al.'s "competitive": on every task, minGRU's (minLSTM's) best quarter of trials by
@@ -18,7 +19,7 @@ Thresholds, so that a verdict is not read off noise:
   single values are one draw each and a fixed margin would need one per metric (accuracy
   points, nats per frame), so the spread of each search's best trials sets the scale, and
   "not significantly worse" reads as Greff's "costs nothing" rows do. Needs
-  MIN_SEARCH_TRIALS finished trials per cell and task.
+  MIN_SEARCH_TRIALS searched trials per cell and task.
 - On a component search: the two most important components (fANOVA) need
   MIN_FANOVA_SETTINGS settings per task; coupling is judged by Welch's test between the
   coupled and uncoupled cells that have both gates, MIN_TRIALS of each per task.
@@ -59,11 +60,21 @@ class Evidence:
     alpha: float
     analyses: list[Analysis]
     best: pd.DataFrame  # best run per (task, cell) by validation
-    finished: pd.Series  # finished trials per (task, cell)
+    searched: pd.Series  # trials with an outcome per (task, cell): finished, diverged, pruned
     agreements: list[RankAgreement]
     counting: pd.DataFrame  # every counting run
     components: list[components.Analysis] = field(default_factory=list)  # a component search
     jobs: pd.DataFrame = field(default_factory=pd.DataFrame)  # every job run
+
+
+def searched(jobs: pd.DataFrame) -> pd.Series:
+    """Trials per (task, cell) that reached an outcome of their search: finished, diverged or
+    pruned (killed and crashed ones ran no draw to its end)."""
+    return (
+        jobs[jobs["state"].isin(("finished", "diverged", "pruned"))]
+        .groupby(["task", "cell"])
+        .size()
+    )
 
 
 @dataclass(frozen=True)
@@ -288,7 +299,7 @@ def _best_pairs(e: Evidence, challenger: str, baseline: str) -> list[tuple]:
             continue
         higher = best.loc[(task, baseline), "direction"] == "maximize"
         enough = all(
-            e.finished.get((task, c), 0) >= MIN_SEARCH_TRIALS for c in (challenger, baseline)
+            e.searched.get((task, c), 0) >= MIN_SEARCH_TRIALS for c in (challenger, baseline)
         )
         out.append(
             (
@@ -336,7 +347,7 @@ def _forget_gate_matters(e: Evidence) -> tuple[str, str] | None:
         higher = bool((rows["direction"] == "maximize").all())
         worst = rows.sort_values("test", ascending=higher).iloc[0]["cell"]
         worst_everywhere &= worst == "lstm_f"
-        enough &= all(e.finished.get((task, c), 0) >= MIN_SEARCH_TRIALS for c in rows["cell"])
+        enough &= all(e.searched.get((task, c), 0) >= MIN_SEARCH_TRIALS for c in rows["cell"])
         parts.append(f"{task}: worst LSTM variant {CELL_LABEL.get(worst, worst)}")
     if not tested:
         return None
@@ -352,7 +363,7 @@ def _ordering(e: Evidence) -> tuple[str, str] | None:
     )
     enough = all(
         len(a.cells) >= 5
-        and all(e.finished.get((a.task, c), 0) >= MIN_SEARCH_TRIALS for c in a.cells)
+        and all(e.searched.get((a.task, c), 0) >= MIN_SEARCH_TRIALS for c in a.cells)
         for a in ranked
     )
     if not enough:
@@ -546,7 +557,8 @@ def judge(evidence: Evidence) -> tuple[Table, list[str]]:
         f"Significance: Welch's t-test on all finished trials, p < {evidence.alpha:g}, needing "
         f"{MIN_TRIALS}+ finished trials per cell and task; fANOVA findings need "
         f"{MIN_FANOVA_SETTINGS}+ distinct hyperparameter settings per task; best-value "
-        f"comparisons {MIN_SEARCH_TRIALS}+ finished trials per cell and task; counting "
+        f"comparisons {MIN_SEARCH_TRIALS}+ trials per cell and task searched (finished, "
+        "diverged or pruned); counting "
         f"{MIN_SEEDS}+ runs per cell kind. Competitive (Feng 2024): on every task, the best "
         f"{TOP_FRACTION:.0%} of each cell's trials by validation not significantly worse than "
         "the classic's (Welch's t-test on their test values)."

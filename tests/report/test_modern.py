@@ -4,6 +4,7 @@ judge, stay untested without their cells, and read at smoke scale on a tiny real
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -95,8 +96,7 @@ def _evidence(tests: dict[str, list[float]], limits: dict[str, list[float]]):
         columns=["state", "task.language", "cell", "cell.kind", "task.n_train", *weiss.LIMITS[:3]],
     )
     best = jozefowicz.best_runs(jobs)
-    finished = jobs.groupby(["task", "cell"]).size()
-    return verdicts.Evidence([], 0.05, [], best, finished, [], counting, [], jobs)
+    return verdicts.Evidence([], 0.05, [], best, verdicts.searched(jobs), [], counting, [], jobs)
 
 
 def _rows(evidence) -> tuple[dict[str, str], list[str]]:
@@ -126,6 +126,18 @@ def test_competitive_is_the_best_quarter_not_significantly_worse(gap, expected):
     assert _verdict(_rows(_evidence(few, {}))[0], COMPETITIVE) == (
         verdicts.FAILS if gap else verdicts.TOO_FEW
     )
+
+
+def test_a_diverged_draw_counts_toward_a_search_of_twenty():
+    """A search of 20 trials with one diverged has searched 20 draws: its best is read (a
+    crashed or killed run has not, and leaves the gate short)."""
+    spread = list(np.linspace(0.5, 0.9, 20))
+    evidence = _evidence({"lstm": spread, "lstm_b": [v + 0.05 for v in spread]}, {})
+    jobs = evidence.jobs.copy()
+    for state, expected in (("diverged", verdicts.HOLDS), ("failed", verdicts.TOO_FEW)):
+        jobs.loc[jobs["run_id"] == "lstm_b0", ["state", "valid", "test"]] = [state, None, None]
+        again = dataclasses.replace(evidence, jobs=jobs, searched=verdicts.searched(jobs))
+        assert _verdict(_rows(again)[0], "LSTM-b (forget bias 1) beats") == expected, state
 
 
 def test_counting_beyond_twice_the_training_range():
