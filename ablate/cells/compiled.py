@@ -30,7 +30,7 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
-SOURCES = ("ops.cpp", "blas.cpp", "lstm.cpp", "gru.cpp", "elman.cpp")
+SOURCES = ("ops.cpp", "blas.cpp", "lstm.cpp", "gru.cpp", "elman.cpp", "slstm.cpp")
 # -ffast-math lets GCC vectorise exp and tanh (through glibc's vector math; ~1.7x faster
 # pointwise passes); -fopenmp makes at::parallel_for use threads at all. -ffast-math is kept
 # out of the link, where GCC would add crtfastmath.o and flush denormals process-wide.

@@ -43,12 +43,14 @@ _CANDIDATE_FIRST, _CANDIDATE = 2, 5
 
 def supports(spec: CellSpec) -> bool:
     """Whether the C++ kernels compute ``spec``: they cover the Greff and Jozefowicz cell
-    space; IndRNN's u, minLSTM's normalised gates, gates from x alone, a GRU without a reset
-    gate and the sLSTM run in torch (the parallel scan or the reference loop)."""
+    space and the sLSTM; IndRNN's u, minLSTM's normalised gates, gates from x alone and a GRU
+    without a reset gate run in torch (the parallel scan or the reference loop)."""
     if spec.kind is StateKind.LSTM:
         return spec.recurrence is Recurrence.FULL and not spec.normalized
     if spec.kind is StateKind.GRU:
         return bool(spec.sources.get("reset"))
+    if spec.kind is StateKind.SLSTM:
+        return True
     return spec.kind is StateKind.ELMAN and spec.recurrence is Recurrence.FULL
 
 
@@ -90,6 +92,25 @@ def gru_config(spec: CellSpec, lay: Layout) -> list[int]:
         _CODE[spec.gate_activation],
         _CODE[spec.block_activation],
     ]
+
+
+def slstm_config(spec: CellSpec) -> list[int]:
+    """The order of csrc/kernels.h's SLSTMConfig."""
+    return [
+        _CODE[spec.block_activation],
+        _CODE[spec.output_gate_activation],
+        int(spec.forget_activation == "exp"),
+    ]
+
+
+def block_diagonal(weight_hh: Tensor, heads: int) -> Tensor:
+    """The sLSTM's R, (4 N, N / heads) by head, as the dense (4 N, N) matrix the kernels
+    multiply by (zeros off the heads' blocks; leading trial dimensions kept)."""
+    size = weight_hh.shape[-1]
+    blocks = weight_hh.reshape(*weight_hh.shape[:-2], 4, heads, size, size)
+    eye = torch.eye(heads, dtype=weight_hh.dtype, device=weight_hh.device)
+    dense = torch.einsum("...ghoi,hk->...ghoki", blocks, eye)
+    return dense.reshape(*weight_hh.shape[:-2], 4 * heads * size, heads * size)
 
 
 def _zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
@@ -200,6 +221,35 @@ class _ElmanLoop(torch.autograd.Function):
                 outer_sum(grad_pre, h[:-1], ctx.trials), None)
 
 
+class _SLSTMLoop(torch.autograd.Function):
+    """Outputs every step's h and the last c, n and m."""
+
+    @staticmethod
+    def forward(ctx: Any, config: list[int], lengths: Tensor | None, x: Tensor, w_ih: Tensor,
+                bias: Tensor, h0: Tensor, c0: Tensor, n0: Tensor, m0: Tensor, w_hh: Tensor,
+                trials: int) -> Any:
+        h, c, n, m, act = torch.ops.ablate.slstm_forward(
+            x, w_ih, bias, h0, c0, n0, m0, w_hh, lengths, config, trials
+        )
+        ctx.config, ctx.trials = config, trials
+        ctx.save_for_backward(x, h, c, n, m, act, lengths, w_ih, w_hh)
+        return h[1:], c[-1], n[-1], m[-1]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_h: Tensor | None, grad_c: Tensor | None, grad_n: Tensor | None,
+                 grad_m: Tensor | None) -> Any:
+        x, h, c, n, m, act, lengths, w_ih, w_hh = ctx.saved_tensors
+        grad_pre, grad_h0, grad_c0, grad_n0, grad_m0 = torch.ops.ablate.slstm_backward(
+            _zeros_if_none(grad_h, h[1:]), _zeros_if_none(grad_c, c[-1]),
+            _zeros_if_none(grad_n, n[-1]), _zeros_if_none(grad_m, m[-1]), h, c, n, m, act, w_hh,
+            lengths, ctx.config, ctx.trials,
+        )
+        trials = ctx.trials
+        return (None, None, *_input_grads(grad_pre, x, w_ih, trials), grad_h0, grad_c0, grad_n0,
+                grad_m0, outer_sum(grad_pre, h[:-1], trials), None)
+
+
 class KernelScan:
     """One layer-direction on the fast path, with the same ``run`` as the reference scan.
 
@@ -211,8 +261,11 @@ class KernelScan:
         self._kind = spec.kind
         n = lay.hidden_size
         self._fed_back = bool(lay.gg_rows)
+        self._heads = lay.heads
         if spec.kind is StateKind.LSTM:
             self._config = lstm_config(spec, lay)
+        elif spec.kind is StateKind.SLSTM:
+            self._config = slstm_config(spec)
         elif spec.kind is StateKind.GRU:
             self._config = gru_config(spec, lay)
             self._first = len(first_rows(spec, lay)) * n
@@ -240,6 +293,15 @@ class KernelScan:
                 )
                 hs, c_last, a_last = h[1:], c[-1], (fed[-1] if self._fed_back else None)
             final: State = (hs[-1], c_last, a_last) if self._fed_back else (hs[-1], c_last)
+        elif self._kind is StateKind.SLSTM:
+            if train:
+                hs, *last = _SLSTMLoop.apply(self._config, lengths, *inputs, trials)
+            else:
+                h, *rest, _ = torch.ops.ablate.slstm_forward(
+                    *inputs, lengths, self._config, trials
+                )
+                hs, last = h[1:], [s[-1] for s in rest]
+            final = (hs[-1], *last)
         elif self._kind is StateKind.GRU:
             if train:
                 hs = _GRULoop.apply(self._config, lengths, *inputs, trials)
@@ -272,6 +334,8 @@ class KernelScan:
             names = ("weight_hh", "weight_gg", "peephole_input", "peephole_forget",
                      "peephole_output")
             return [params.get(name) for name in names]
+        if self._kind is StateKind.SLSTM:
+            return [block_diagonal(params["weight_hh"], self._heads).contiguous()]
         if self._kind is StateKind.GRU:
             w_hh = params.get("weight_hh")
             before = self._config[_CANDIDATE] == _RESET_BEFORE

@@ -21,7 +21,7 @@ import torch
 
 from ablate.cells import compiled
 from ablate.cells.kernels import supports
-from ablate.cells.spec import Source
+from ablate.cells.spec import Source, StateKind
 from ablate.model import detach_state
 from ablate.stack.batches import stack_batches, trial_losses
 from ablate.stack.model import StackedModel
@@ -61,6 +61,8 @@ def can_stack(trainers: Sequence[Trainer]) -> str | None:
         return "stacked trials run the C++ kernels, on the CPU"
     if not supports(rnn.spec) or compiled.kernels() is None:
         return f"cell {rnn.spec.name!r} has no C++ kernel here"
+    if rnn.spec.kind is StateKind.SLSTM:
+        return "the sLSTM's heads split its units: padded hidden sizes would move them"
     if rnn.num_layers > 1 and any(t.model.rnn.dropout > 0 for t in trainers):
         return "dropout between layers draws one mask for the whole stack"
     for t in trainers[1:]:

@@ -164,25 +164,28 @@ def test_indrnn_clips_u_to_recurrent_max_before_every_forward():
         assert layer.weight_hh.abs().max() <= bound
 
 
-def test_new_presets_run_in_torch_without_building_or_warning(monkeypatch, caplog):
-    """No C++ kernel computes them: ``auto`` picks the scan or the reference loop without
-    touching the kernels (no build, no warning), and ``compiled`` is refused up front."""
+def test_the_cells_without_a_kernel_run_in_torch_without_building_or_warning(
+    monkeypatch, caplog
+):
+    """minGRU, minLSTM and IndRNN have no C++ kernel: ``auto`` picks the scan or the reference
+    loop without touching the kernels (no build, no warning), and ``compiled`` is refused up
+    front. The sLSTM has one."""
     def fail() -> None:
         raise AssertionError("the C++ kernels were built")
 
+    torch_only = ("mingru", "minlstm", "indrnn")
     monkeypatch.setattr(compiled, "_load", fail)
     compiled.kernels.cache_clear()
     try:
         with caplog.at_level(logging.WARNING):
-            for name, path in zip(MODERN, ("scan", "scan", "reference", "reference"),
-                                  strict=True):
+            for name, path in zip(torch_only, ("scan", "scan", "reference"), strict=True):
                 rnn = GatedRNN(name, 3, 4)
                 assert rnn.path("cpu") is Backend(path), name
                 rnn(torch.randn(5, 2, 3))
     finally:
         compiled.kernels.cache_clear()
     assert not caplog.records
-    for name in MODERN:
+    for name in torch_only:
         with pytest.raises(SpecError, match=f"cell '{name}' has no C\\+\\+ kernel"):
             GatedRNN(name, 3, 4, backend="compiled")
     with pytest.raises(SpecError, match="'slstm' has no parallel scan"):
@@ -259,7 +262,7 @@ def test_bench_times_the_new_presets(tmp_path):
     assert code == 0
     rows = {(r["name"], r["mode"]): r for r in csv.DictReader((tmp_path / "cpu.csv").open())}
     expected = {"mingru": ("scan", "torch.nn.GRU"), "minlstm": ("scan", "torch.nn.LSTM"),
-                "indrnn": ("reference", "torch.nn.RNN"), "slstm": ("reference", "torch.nn.LSTM")}
+                "indrnn": ("reference", "torch.nn.RNN"), "slstm": ("compiled", "torch.nn.LSTM")}
     for name, (backend, baseline) in expected.items():
         assert rows[name, "train"]["backend"] == backend
         assert rows[name, "train"]["baseline"] == baseline

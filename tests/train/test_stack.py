@@ -272,3 +272,14 @@ def test_a_group_checkpoint_resumes_alone(tmp_path):
         expected = _alone(straight)
         assert isinstance(expected, TrainResult)
         _assert_same(expected, result, 1e-5)
+
+
+def test_the_slstm_trains_alone_even_with_a_kernel(tmp_path):
+    """Its units are split among heads: padding a group to its largest hidden size would move
+    them, so a batched launch trains sLSTM trials one by one."""
+    overrides = ["experiment=jozefowicz2015", "cell=slstm", "task=arith", "threads=1"]
+    jobs = [_job(tmp_path, f"s{k}", [*overrides, f"model.hidden_size={n}", "tracking.root=."])
+            for k, n in enumerate((8, 12))]  # fmt: skip
+    assert can_stack([j.trainer for j in jobs]) == (
+        "the sLSTM's heads split its units: padded hidden sizes would move them"
+    )

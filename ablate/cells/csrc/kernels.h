@@ -134,4 +134,34 @@ void elman_forward(Act act, const ElmanArrays<T>& a, int64_t b0, int64_t b1);
 template <typename T>
 void elman_backward(Act act, const ElmanArrays<T>& a, int64_t b0, int64_t b1);
 
+// ---- sLSTM ------------------------------------------------------------------------------
+// The four blocks of the pre-activation are i~, f~, z~, o~; R arrives dense (4n, n), its
+// off-head blocks zero (ablate.cells.kernels builds it from the heads).
+struct SLSTMConfig {
+  static constexpr int64_t size = 3;
+  Act block, out_gate;
+  bool exp_forget;  // log f = f~ rather than log sigmoid(f~)
+
+  explicit SLSTMConfig(const int64_t* c)
+      : block(Act(c[0])), out_gate(Act(c[1])), exp_forget(c[2] != 0) {}
+};
+
+template <typename T>
+struct SLSTMArrays {
+  int64_t steps, batch, m, n;
+  const int64_t* lengths;
+  const T *x, *bias;                 // (T,B,m), (4n)
+  Panels<T> w_ih, w_hh;              // W^T (m,4n); R^T (n,4n) forward, R (4n,n) backward
+  T *h, *c, *nrm, *m_state;          // (T+1,B,n) each, the initial state first
+  T* act;                            // (T,B,4n): i~, f~ raw; z, o activated
+  const T* grad_h;                   // (T,B,n): of h[1:]
+  T* grad_pre;                       // (T,B,4n)
+  T *grad_h0, *grad_c, *grad_n, *grad_m;  // (B,n); c, n, m: of step T in, of step 0 out
+};
+
+template <typename T>
+void slstm_forward(const SLSTMConfig& cf, const SLSTMArrays<T>& a, int64_t b0, int64_t b1);
+template <typename T>
+void slstm_backward(const SLSTMConfig& cf, const SLSTMArrays<T>& a, int64_t b0, int64_t b1);
+
 }  // namespace ablate

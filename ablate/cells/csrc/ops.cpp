@@ -455,6 +455,88 @@ std::tuple<at::Tensor, at::Tensor> elman_backward_op(const at::Tensor& grad_h,
   return {grad_pre, grad_h0};
 }
 
+// The state (h, c, n, m) at every step, and every step's pre-activations (z, o activated).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> slstm_forward_op(
+    const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& bias, const at::Tensor& h0,
+    const at::Tensor& c0, const at::Tensor& n0, const at::Tensor& m0, const at::Tensor& w_hh,
+    const MaybeTensor& lengths, at::IntArrayRef config, int64_t trials) {
+  const auto cf = config_of<SLSTMConfig>(config, "slstm");
+  TORCH_CHECK(x.dim() == 3 && h0.dim() == 2, "ablate kernels: x must be (T, B, M)");
+  const int64_t steps = x.size(0), batch = x.size(1), m = x.size(2), n = h0.size(1);
+  const auto tr = trials_of(trials, batch);
+  check(x, x, "x", {steps, batch, m});
+  check(w_ih, x, "weight_ih", tr.shape({4 * n, m}));
+  check(bias, x, "bias", tr.shape({4 * n}));
+  check(w_hh, x, "weight_hh", tr.shape({4 * n, n}));
+  std::vector<at::Tensor> states;
+  for (const auto& [s, name] : {std::pair{h0, "h0"}, {c0, "c0"}, {n0, "n0"}, {m0, "m0"}}) {
+    check(s, x, name, {batch, n});
+    auto all = at::empty({steps + 1, batch, n}, x.options());
+    all[0].copy_(s);
+    states.push_back(all);
+  }
+  auto act = at::empty({steps, batch, 4 * n}, x.options());
+  const auto w_ih_p = panels(w_ih, true, tr), w_hh_p = panels(w_hh, true, tr);
+  dispatch(x, [&](auto tag) {
+    using T = decltype(tag);
+    const SLSTMArrays<T> a{steps, batch, m, n, lengths_data(lengths, batch), data<T>(x),
+                           data<T>(bias), Panels<T>{}, Panels<T>{}, data<T>(states[0]),
+                           data<T>(states[1]), data<T>(states[2]), data<T>(states[3]),
+                           data<T>(act), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+    for_each_chunk(tr, chunk_count(tr, steps * 4 * n * (m + n)),
+                   [&](int64_t, int64_t k, int64_t b0, int64_t b1) {
+                     auto ak = a;
+                     ak.w_ih = w_ih_p[k].view<T>();
+                     ak.w_hh = w_hh_p[k].view<T>();
+                     ak.bias = at_trial(a.bias, k, 4 * n);
+                     slstm_forward(cf, ak, b0, b1);
+                   });
+  });
+  return {states[0], states[1], states[2], states[3], act};
+}
+
+// The pre-activations' gradients and those of the initial state, from the outputs' (every h)
+// and the final c, n and m's.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> slstm_backward_op(
+    const at::Tensor& grad_h, const at::Tensor& grad_c, const at::Tensor& grad_n,
+    const at::Tensor& grad_m, const at::Tensor& h, const at::Tensor& c, const at::Tensor& nrm,
+    const at::Tensor& m_state, const at::Tensor& act, const at::Tensor& w_hh,
+    const MaybeTensor& lengths, at::IntArrayRef config, int64_t trials) {
+  const auto cf = config_of<SLSTMConfig>(config, "slstm");
+  TORCH_CHECK(h.dim() == 3, "ablate kernels: h must be (T + 1, B, N)");
+  const int64_t steps = h.size(0) - 1, batch = h.size(1), n = h.size(2);
+  const auto tr = trials_of(trials, batch);
+  for (const auto& [s, name] : {std::pair{h, "h"}, {c, "c"}, {nrm, "n"}, {m_state, "m"}})
+    check(s, h, name, {steps + 1, batch, n});
+  check(act, h, "act", {steps, batch, 4 * n});
+  check(grad_h, h, "grad_h", {steps, batch, n});
+  check(w_hh, h, "weight_hh", tr.shape({4 * n, n}));
+  std::vector<at::Tensor> grads;  // in: of the final state; out: of the initial one
+  for (const auto& [g, name] : {std::pair{grad_c, "grad_c"}, {grad_n, "grad_n"},
+                                {grad_m, "grad_m"}}) {
+    check(g, h, name, {batch, n});
+    grads.push_back(g.clone());
+  }
+  const auto w_hh_p = panels(w_hh, false, tr);
+  auto grad_pre = at::empty({steps, batch, 4 * n}, h.options());
+  auto grad_h0 = at::empty({batch, n}, h.options());
+  dispatch(h, [&](auto tag) {
+    using T = decltype(tag);
+    const SLSTMArrays<T> a{steps, batch, 0, n, lengths_data(lengths, batch), nullptr, nullptr,
+                           Panels<T>{}, Panels<T>{}, data<T>(h), data<T>(c), data<T>(nrm),
+                           data<T>(m_state), data<T>(act), data<T>(grad_h), data<T>(grad_pre),
+                           data<T>(grad_h0), data<T>(grads[0]), data<T>(grads[1]),
+                           data<T>(grads[2])};
+    for_each_chunk(tr, chunk_count(tr, steps * 4 * n * n),
+                   [&](int64_t, int64_t k, int64_t b0, int64_t b1) {
+                     auto ak = a;
+                     ak.w_hh = w_hh_p[k].view<T>();
+                     slstm_backward(cf, ak, b0, b1);
+                   });
+  });
+  return {grad_pre, grad_h0, grads[0], grads[1], grads[2]};
+}
+
 }  // namespace
 }  // namespace ablate
 
@@ -484,6 +566,15 @@ TORCH_LIBRARY(ablate, m) {
         "int[] config, int trials=0) -> (Tensor grad_xp, Tensor grad_first, Tensor grad_th, "
         "Tensor grad_h0)",
         &ablate::gru_backward_op);
+  m.def("slstm_forward(Tensor x, Tensor weight_ih, Tensor bias, Tensor h0, Tensor c0, "
+        "Tensor n0, Tensor m0, Tensor weight_hh, Tensor? lengths, int[] config, int trials=0) -> "
+        "(Tensor h, Tensor c, Tensor n, Tensor m, Tensor act)",
+        &ablate::slstm_forward_op);
+  m.def("slstm_backward(Tensor grad_h, Tensor grad_c, Tensor grad_n, Tensor grad_m, Tensor h, "
+        "Tensor c, Tensor n, Tensor m, Tensor act, Tensor weight_hh, Tensor? lengths, "
+        "int[] config, int trials=0) -> (Tensor grad_pre, Tensor grad_h0, Tensor grad_c0, "
+        "Tensor grad_n0, Tensor grad_m0)",
+        &ablate::slstm_backward_op);
   m.def("elman_forward(Tensor x, Tensor weight_ih, Tensor bias, Tensor h0, Tensor weight_hh, "
         "Tensor? lengths, int activation, int trials=0) -> Tensor h",
         &ablate::elman_forward_op);
