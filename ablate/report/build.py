@@ -312,10 +312,9 @@ def build(source: Source, o: Options, echo: Callable[[str], None] = print) -> Pa
     counting = _weiss(w, jobs)
     evidence = verdicts.Evidence(
         comparisons, o.alpha, analyses, best, verdicts.searched(jobs), agreements, counting,
-        parts, jobs,
+        parts, jobs, size,
     )  # fmt: skip
     table, untested = verdicts.judge(evidence)
-    table.frame["verdict"] = [size.prefix(v) for v in table.frame["verdict"]]
     w.stage("verdicts", f"{len(table.frame)} findings tested, {len(untested)} not testable here")
     w.text("## 6. Verdicts")
     w.table(table)

@@ -27,9 +27,14 @@ DONE = ("finished", "pruned", "diverged", "failed")
 class Scale:
     label: str | None  # "at smoke scale", "partial", or None: the protocol in full
     detail: str  # what was run against what the protocol plans
+    partial_search: bool = False  # the label counts a search's trials, not the whole protocol
 
-    def prefix(self, verdict: str) -> str:
-        return verdict if self.label is None else f"{self.label}: {verdict}"
+    def prefix(self, verdict: str, from_search: bool = True) -> str:
+        """A smoke label goes on every verdict; a partial search's only on those read off
+        the search (a finished counting grid beside it is evidence of its own)."""
+        if self.label is None or (self.partial_search and not from_search):
+            return verdict
+        return f"{self.label}: {verdict}"
 
 
 def _overlay(name: str) -> dict[str, Any] | None:
@@ -159,11 +164,14 @@ def measure(experiment: str, jobs: pd.DataFrame) -> Scale:
     n_trials, studies = plan.get("hydra.sweeper.n_trials"), plan.get("studies", 1)
     if n_trials is None:
         return Scale(None, "")
-    target, done = int(n_trials) * int(studies), int(trials.clip(upper=n_trials).sum())
+    done = int(trials.clip(upper=n_trials).sum()) if len(trials) else 0  # no search run yet
+    target = int(n_trials) * int(studies)
     if done < target:
         return Scale(
             f"partial ({done:,} of {target:,} trials)",
             f"`{experiment}`'s sweep has run {done:,} of its {target:,} trials ({n_trials} per "
-            f"study, {studies} studies); the verdicts are on what has run so far",
+            f"study, {studies} studies); the verdicts read off the search are on what has run "
+            "so far",
+            partial_search=True,
         )
     return Scale(None, f"`{experiment}` in full: {target:,} trials ({n_trials} per study)")

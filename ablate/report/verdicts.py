@@ -39,6 +39,7 @@ from ablate.report.greff import WEISS_TASK, Comparison
 from ablate.report.hyper import Analysis
 from ablate.report.jozefowicz import RankAgreement
 from ablate.report.paper import CELL_LABEL, GREFF_DOMAIN
+from ablate.report.scale import Scale
 from ablate.report.stats import best_fraction, welch
 from ablate.report.tables import Table
 
@@ -65,6 +66,7 @@ class Evidence:
     counting: pd.DataFrame  # every counting run
     components: list[components.Analysis] = field(default_factory=list)  # a component search
     jobs: pd.DataFrame = field(default_factory=pd.DataFrame)  # every job run
+    scale: Scale = field(default_factory=lambda: Scale(None, ""))  # what the verdicts say of it
 
 
 def searched(jobs: pd.DataFrame) -> pd.Series:
@@ -90,6 +92,7 @@ class Finding:
     statement: str
     paper: str
     judge: Callable[[Evidence], tuple[str, str] | None]  # (measured, verdict), None: untested
+    from_search: bool = True  # read off the searches' trials (else off a grid of seeds)
 
 
 # -- Greff: variants against vanilla ----------------------------------------------------------
@@ -526,7 +529,12 @@ FINDINGS = (
         "Jozefowicz 2015",
         _ordering,
     ),
-    Finding("LSTMs count beyond 2 x the training range; GRUs do not", "Weiss 2018", _counting),
+    Finding(
+        "LSTMs count beyond 2 x the training range; GRUs do not",
+        "Weiss 2018",
+        _counting,
+        from_search=False,
+    ),
     Finding(
         "minGRU and minLSTM are competitive with the GRU and the LSTM (best quarter of trials "
         "not significantly worse on any task)",
@@ -537,6 +545,7 @@ FINDINGS = (
         "The LSTM and the sLSTM count beyond 2 x the training range on a^n b^n",
         "Beck 2024; Weiss 2018",
         _counts_beyond_2x,
+        from_search=False,
     ),
 )
 
@@ -549,7 +558,9 @@ def judge(evidence: Evidence) -> tuple[Table, list[str]]:
         if result is None:
             untested.append(f"{finding.statement} ({finding.paper})")
             continue
-        rows.append(Verdict(finding.statement, finding.paper, *result))
+        measured, verdict = result
+        verdict = evidence.scale.prefix(verdict, finding.from_search)
+        rows.append(Verdict(finding.statement, finding.paper, measured, verdict))
     frame = pd.DataFrame(
         [vars(v) for v in rows], columns=["finding", "paper", "measured", "verdict"]
     )

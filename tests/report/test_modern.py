@@ -54,6 +54,9 @@ def test_the_overlays_compose_from_the_papers_protocols():
 def test_modern_is_its_own_protocol_and_its_smoke_says_so():
     jobs = pd.DataFrame({"study": ["modern/lstm/arith"], "state": ["finished"]})
     assert measure("modern", jobs).label == "partial (1 of 360 trials)"
+    # Only the counting grid has run (its jobs belong to no study): none of the search's trials.
+    counting = pd.DataFrame({"study": [""] * 3, "state": ["finished"] * 3})
+    assert measure("modern", counting).label == "partial (0 of 360 trials)"
     smoke = measure("modern_smoke", jobs.assign(**{"trainer.max_epochs": 2.0}))
     assert smoke.label == "at smoke scale" and "shrinks `modern`" in smoke.detail
 
@@ -126,6 +129,22 @@ def test_competitive_is_the_best_quarter_not_significantly_worse(gap, expected):
     assert _verdict(_rows(_evidence(few, {}))[0], COMPETITIVE) == (
         verdicts.FAILS if gap else verdicts.TOO_FEW
     )
+
+
+def test_a_finished_counting_grid_is_not_labelled_with_the_unfinished_search():
+    """modern's counting grid can be complete while its search is not: the counting rows are
+    evidence as they stand; the search's rows say how far it got; smoke labels every row."""
+    spread = list(np.linspace(0.5, 0.9, 20))
+    evidence = _evidence({"gru": spread, "mingru": spread, "lstm": spread, "minlstm": spread},
+                         {"lstm": [300.0] * 3, "slstm": [300.0] * 3})  # fmt: skip
+    partial = measure("modern", pd.DataFrame({"study": [""], "state": ["finished"]}))
+    rows, _ = _rows(dataclasses.replace(evidence, scale=partial))
+    assert _verdict(rows, COUNTS) == verdicts.HOLDS
+    assert _verdict(rows, COMPETITIVE) == f"partial (0 of 360 trials): {verdicts.HOLDS}"
+    smoke = measure("modern_smoke", pd.DataFrame({"study": ["s"], "state": ["finished"],
+                                                  "trainer.max_epochs": [2.0]}))  # fmt: skip
+    rows, _ = _rows(dataclasses.replace(evidence, scale=smoke))
+    assert _verdict(rows, COUNTS) == f"at smoke scale: {verdicts.HOLDS}"
 
 
 def test_a_diverged_draw_counts_toward_a_search_of_twenty():
