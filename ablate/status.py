@@ -22,7 +22,7 @@ from ablate.report.runs import search_runs, state_of
 from ablate.report.scale import planned
 from ablate.report.store import Source, describe, mlflow_experiment_name, open_source
 from ablate.search.storage import open_storage, storage_url
-from ablate.search.trial import ERROR_ATTR, MLFLOW_RUN_ATTR, SURPLUS_ATTR, counts
+from ablate.search.trial import ERROR_ATTR, MLFLOW_RUN_ATTR, SURPLUS_ATTR, counted
 from ablate.tracking import working_root
 
 HOUR = 3600.0
@@ -46,8 +46,9 @@ class StudyProgress:
 
 
 def _state(trial: FrozenTrial) -> str | None:
-    """How a trial that fills a slot stands; None for one that does not (given back, surplus)."""
-    if SURPLUS_ATTR in trial.system_attrs or not counts(trial):
+    """How a trial that fills a slot stands (given as one of :func:`counted`'s); None for a
+    surplus one."""
+    if SURPLUS_ATTR in trial.system_attrs:
         return None
     if trial.state is TrialState.RUNNING:
         # Asked in a launch batch but not yet started by a worker: no MLflow run attached yet.
@@ -63,7 +64,7 @@ def progress(storage: BaseStorage, name: str, n_trials: int | None) -> StudyProg
     study = optuna.load_study(study_name=name, storage=storage)
     states = dict.fromkeys(COLUMNS, 0)
     spans = []
-    for trial in study.get_trials(deepcopy=False):
+    for trial in counted(study.get_trials(deepcopy=False)):
         state = _state(trial)
         if state is None:
             continue

@@ -197,11 +197,12 @@ def values_of(trials: Sequence[FrozenTrial], jobs: pd.DataFrame) -> tuple[list, 
     value left."""
     runs = jobs.set_index("run_id")
     higher = bool((jobs["direction"] == "maximize").any())
-    kept, values, diverged = [], [], []
+    kept, values, diverged, seen = [], [], [], set()
     for trial in trials:
         run_id = trial.system_attrs.get(MLFLOW_RUN_ATTR)
-        if run_id not in runs.index:
+        if run_id not in runs.index or run_id in seen:  # a repeated setting's trial: ran once
             continue
+        seen.add(run_id)
         run = runs.loc[run_id]
         if run["state"] == "finished" and not math.isnan(run["test"]):
             kept.append(trial)

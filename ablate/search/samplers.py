@@ -7,7 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.samplers import BaseSampler, GridSampler, RandomSampler, TPESampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial
@@ -31,6 +36,13 @@ class TrialSeededRandomSampler(BaseSampler):
     ``constrained`` dimensions (a cell's components) are drawn together, again and again with
     the draw's number in the key, until ``accepts`` takes them; the first draw is the one an
     unconstrained search would make.
+
+    Over a space of finitely many settings (every dimension a choice or a stepped range, as
+    Jozefowicz's sets) a trial does not repeat a setting an earlier trial of its study drew:
+    it redraws, again with the round's number in the key, until the setting is new (or every
+    setting is taken). With replacement, 20 draws from Jozefowicz's 840 settings repeat one
+    with probability ~0.2, and a repeat is the same job (same settings, same seed): one
+    training counted as two trials.
     """
 
     def __init__(
@@ -39,33 +51,67 @@ class TrialSeededRandomSampler(BaseSampler):
         paired: bool = False,
         constrained: Sequence[Dimension] = (),
         accepts: Callable[[dict[str, Any]], bool] | None = None,
+        space: Sequence[Dimension] = (),
     ) -> None:
         self.seed = int(seed)
         self.paired = paired
         self.constrained = {d.key: d.distribution for d in constrained} if accepts else {}
         self.accepts = accepts
+        self.settings = settings_count([d.distribution for d in space])
+        # Drawn together: every dimension where repeats are possible, else the constrained ones.
+        self.joint = {d.key: d.distribution for d in space} if self.settings else self.constrained
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return dict(self.constrained)
+        return dict(self.joint)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if not search_space or self.accepts is None:
+        if not search_space:
             return {}
-        for draw in range(MAX_DRAWS):
+        taken = self._taken(study, trial) if self.settings else set()
+        rounds = MAX_DRAWS if self.settings and len(taken) < self.settings else 1
+        for round_ in range(rounds):
+            values = self._setting(study, trial, search_space, round_)
+            if _key(values) not in taken:
+                return values
+        return self._setting(study, trial, search_space, 0)  # every setting taken: repeat
+
+    def _setting(
+        self, study: Study, trial: FrozenTrial, space: dict[str, BaseDistribution], round_: int
+    ) -> dict[str, Any]:
+        """Round ``round_``'s setting: its free dimensions, then constrained ones drawn until
+        accepted. Round 0 draws what :meth:`sample_independent` would."""
+        free = {
+            name: self._draw(study, trial, name, dist, round_)
+            for name, dist in sorted(space.items())
+            if name not in self.constrained
+        }
+        if not self.constrained or self.accepts is None:
+            return free
+        for draw in range(round_ * MAX_DRAWS, (round_ + 1) * MAX_DRAWS):
             values = {
                 name: self._draw(study, trial, name, dist, draw)
-                for name, dist in sorted(search_space.items())
+                for name, dist in sorted(self.constrained.items())
             }
             if self.accepts(values):
-                return values
+                return {**free, **values}
         raise AblateError(
             f"search space: no valid cell in {MAX_DRAWS} draws of its components "
-            f"({', '.join(sorted(search_space))}); widen the choices"
+            f"({', '.join(sorted(self.constrained))}); widen the choices"
         )
+
+    def _taken(self, study: Study, trial: FrozenTrial) -> set[tuple]:
+        """The settings of the study's earlier trials (a queued retry's included)."""
+        taken = set()
+        for other in study.get_trials(deepcopy=False):
+            if other.number < trial.number:
+                params = other.params or other.system_attrs.get("fixed_params") or {}
+                if params:
+                    taken.add(_key({k: v for k, v in params.items() if k in self.joint}))
+        return taken
 
     def sample_independent(
         self,
@@ -87,6 +133,25 @@ class TrialSeededRandomSampler(BaseSampler):
         return sampler.sample_independent(study, trial, name, dist)
 
 
+def _key(values: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in values.items()))
+
+
+def settings_count(distributions: Sequence[BaseDistribution]) -> int:
+    """How many settings a space has; 0 when any dimension is continuous (or none is given)."""
+    total = 1 if distributions else 0
+    for dist in distributions:
+        if isinstance(dist, CategoricalDistribution):
+            total *= len(dist.choices)
+        elif isinstance(dist, IntDistribution):
+            total *= (dist.high - dist.low) // dist.step + 1
+        elif isinstance(dist, FloatDistribution) and dist.step is not None:
+            total *= round((dist.high - dist.low) / dist.step) + 1
+        else:
+            return 0
+    return total
+
+
 def build_sampler(
     cfg: Mapping[str, Any],
     space: Sequence[Dimension],
@@ -105,7 +170,8 @@ def build_sampler(
             "random sampler (it redraws the combinations the cell spec refuses)"
         )
     if name == "random":
-        return TrialSeededRandomSampler(seed, bool(cfg.get("paired", False)), components, accepts)
+        paired = bool(cfg.get("paired", False))
+        return TrialSeededRandomSampler(seed, paired, components, accepts, space)
     if name == "tpe":
         startup = int(cfg.get("n_startup_trials", 10))
         return TPESampler(seed=seed + existing, n_startup_trials=startup)

@@ -52,7 +52,7 @@ from ablate.search.trial import (
     PID_ATTR,
     SURPLUS_ATTR,
     JobOutcome,
-    counts,
+    counted,
     process_alive,
     sweep_gone,
 )
@@ -120,7 +120,7 @@ class StudySlot:
     cell: Mapping[str, Any] = field(default_factory=dict)  # the preset's spec
 
     def counted(self) -> list[FrozenTrial]:
-        return [t for t in self.study.get_trials(deepcopy=False) if counts(t)]
+        return counted(self.study.get_trials(deepcopy=False))
 
     def remaining(self) -> int:
         return self.n_trials - len(self.counted())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,23 @@ def counts(trial: optuna.trial.FrozenTrial) -> bool:
     if state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
         return True
     return state is TrialState.FAIL and ERROR_ATTR in trial.system_attrs
+
+
+def counted(trials: Iterable[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials that fill a study's places, in number order: those that count, less any that
+    shares its MLflow run with an earlier one. Such a trial repeated an earlier setting (random
+    draws with replacement, before the sampler stopped repeating them): the same job, which
+    ran once and returned its result to both."""
+    seen: set[str] = set()
+    out = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        run = trial.system_attrs.get(MLFLOW_RUN_ATTR)
+        if not counts(trial) or run in seen:
+            continue
+        if run is not None:
+            seen.add(str(run))
+        out.append(trial)
+    return out
 
 
 class Pruned(Exception):
