@@ -127,6 +127,17 @@ def test_slstm_stabiliser_keeps_exponential_gates_finite():
     assert out.abs().max() <= 1.0 and m.min() > 900
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_slstm_saturated_forget_gates_keep_finite_gradients(dtype):
+    """Forget pre-activations of +-100 (sigmoid 1 - 4e-44 and 4e-44): the compiled kernel's
+    outputs and gradients stay finite and equal the float64 reference's."""
+    rnn = build(spec("slstm"), 3, 4, 1, False, "compiled").to(dtype)
+    with torch.no_grad():
+        rnn.layers[0].bias[4:6].fill_(100.0)  # rows f: two units saturated open,
+        rnn.layers[0].bias[6:8].fill_(-100.0)  # two closed
+    check_against_reference(rnn, "slstm")
+
+
 def test_slstm_heads_must_divide_the_hidden_size():
     with pytest.raises(SpecError) as err:
         GatedRNN("slstm", 3, 5)

@@ -114,8 +114,11 @@ void slstm_backward(const SLSTMConfig& cf, const SLSTMArrays<T>& a, int64_t b0, 
         g[n + j] = d_lf;
         dmr[j] = d_lf;
       }
-      if (!cf.exp_forget)  // d log sigmoid(f~) / df~ = sigmoid(-f~)
-        for (int64_t j = 0; j < n; ++j) g[n + j] /= T(1) + std::exp(p[n + j]);
+      if (!cf.exp_forget)  // d log sigmoid(f~) / df~ = sigmoid(-f~), from exp(-|f~|) <= 1
+        for (int64_t j = 0; j < n; ++j) {
+          const T e = std::exp(-std::abs(p[n + j]));
+          g[n + j] *= (p[n + j] > T(0) ? e : T(1)) / (T(1) + e);
+        }
       times_derivative(cf.block, g + 2 * n, z, n);
       times_derivative(cf.out_gate, g + 3 * n, o, n);
     }
