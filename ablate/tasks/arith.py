@@ -57,6 +57,7 @@ class Arith(GeneratedTask):
         max_distractors: int = 3,
         bptt: int = 35,
         data_seed: int = 0,
+        fresh_train: bool = False,
     ) -> None:
         require(0 < max_digits <= 18, f"task.max_digits: must lie in 1..18, got {max_digits}")
         require(max_distractors >= 0, f"task.max_distractors: must be >= 0, got {max_distractors}")
@@ -65,5 +66,6 @@ class Arith(GeneratedTask):
             {"train": train_examples, "valid": valid_examples, "test": test_examples},
             bptt=bptt,
             data_seed=data_seed,
+            fresh_train=fresh_train,
             score_from="=",
         )

@@ -41,10 +41,14 @@ class LanguageModel(Task):
 
     def batches(self, split: str, batch_size: int, *, shuffle: bool, seed: int) -> Iterator[Batch]:
         check_split(split)
-        scored = None if self.scored is None else self.scored[split]
-        return stream_batches(
-            self.streams[split], batch_size, self.bptt, shuffle=shuffle, seed=seed, scored=scored
-        )
+        stream, scored = self.split_stream(split, shuffle=shuffle, seed=seed)
+        return stream_batches(stream, batch_size, self.bptt, shuffle=shuffle, seed=seed, scored=scored)
+
+    def split_stream(
+        self, split: str, *, shuffle: bool, seed: int
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The tokens an epoch over ``split`` reads, and which of them are scored."""
+        return self.streams[split], None if self.scored is None else self.scored[split]
 
     def _sizes(self) -> dict[str, int]:
         sizes = {"vocabulary": len(self.vocabulary), "bptt": self.bptt}

@@ -51,10 +51,12 @@ class XML(GeneratedTask):
         test_examples: int = 200,
         bptt: int = 35,
         data_seed: int = 0,
+        fresh_train: bool = False,
     ) -> None:
         super().__init__(
             draw_document,
             {"train": train_examples, "valid": valid_examples, "test": test_examples},
             bptt=bptt,
             data_seed=data_seed,
+            fresh_train=fresh_train,
         )

@@ -88,6 +88,54 @@ def test_generated_splits_are_disjoint_and_eval_sets_fixed(make_task):
         assert bigger.examples["valid"] == task.examples["valid"]
 
 
+def _epoch_text(task, seed, shuffle=True):
+    stream, scored = task.split_stream("train", shuffle=shuffle, seed=seed)
+    return "".join(task.vocabulary[i] for i in stream), scored
+
+
+@pytest.mark.parametrize("name", ["arith", "xml"])
+def test_fresh_train_reads_new_examples_every_epoch(make_task, name):
+    task = make_task(name, fresh_train=True)
+    first, again, second = (_epoch_text(task, seed) for seed in (11, 11, 12))
+    assert first[0] == again[0] and first[0] != second[0]  # seeded by the epoch
+    fixed = "".join(task.examples["train"])
+    assert first[0] != fixed and _epoch_text(task, 11, shuffle=False)[0] == fixed
+    if name == "arith":  # the scored answers follow the new examples
+        expected = np.zeros(len(first[0]), dtype=bool)
+        for m in re.finditer(r"=[-0-9]+\.", first[0]):
+            expected[m.start() + 1 : m.end()] = True
+        assert np.array_equal(first[1], expected)
+        for text in first[0].split(".")[:-1]:
+            assert ARITH.fullmatch(re.sub(r"[a-z]", "", text) + "."), text
+    # batches read the epoch's examples, and the evaluation splits never change
+    b = next(iter(task.batches("train", 2, shuffle=True, seed=12)))
+    row = "".join(task.vocabulary[i] for i in b.inputs[0].tolist())
+    assert row in second[0]
+    assert make_task(name, fresh_train=False).examples["valid"] == task.examples["valid"]
+
+
+def test_fresh_train_never_draws_an_evaluation_problem():
+    # 1-digit problems without distractors: 722 in all, 600 of them held out
+    task = build_task(
+        {
+            "name": "arith",
+            "max_digits": 1,
+            "max_distractors": 0,
+            "train_examples": 100,
+            "valid_examples": 300,
+            "test_examples": 300,
+            "fresh_train": True,
+        },
+        seed=0,
+    )
+    held_out = set(task.examples["valid"]) | set(task.examples["test"])
+    for seed in range(5):
+        text, _ = _epoch_text(task, seed)
+        drawn = [t + "." for t in text.split(".")[:-1]]
+        assert len(drawn) == 100 and len(set(drawn)) == 100
+        assert not set(drawn) & held_out
+
+
 def test_draw_examples_deterministic():
     def generate(rng):
         value = int(rng.integers(10**6))
