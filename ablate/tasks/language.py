@@ -42,7 +42,9 @@ class LanguageModel(Task):
     def batches(self, split: str, batch_size: int, *, shuffle: bool, seed: int) -> Iterator[Batch]:
         check_split(split)
         stream, scored = self.split_stream(split, shuffle=shuffle, seed=seed)
-        return stream_batches(stream, batch_size, self.bptt, shuffle=shuffle, seed=seed, scored=scored)
+        return stream_batches(
+            stream, batch_size, self.bptt, shuffle=shuffle, seed=seed, scored=scored
+        )
 
     def split_stream(
         self, split: str, *, shuffle: bool, seed: int
