@@ -128,6 +128,7 @@ def stream_batches(
     shuffle: bool,
     seed: int,
     scored: np.ndarray | None = None,
+    starts: np.ndarray | None = None,
 ) -> Iterator[Batch]:
     """Truncated-BPTT windows: the stream cut into ``batch_size`` contiguous rows, read
     ``bptt`` steps at a time, so each window continues the previous one's rows
@@ -136,10 +137,17 @@ def stream_batches(
 
     Windows cannot be shuffled without breaking the carried state; ``shuffle`` instead starts
     the stream at a seeded offset below ``bptt``, so window boundaries move between epochs.
-    ``scored[i]`` says whether ``stream[i]`` counts as a target (default: every token)."""
+    ``scored[i]`` says whether ``stream[i]`` counts as a target (default: every token).
+
+    ``starts`` (sorted positions where an example begins; not with ``shuffle``) moves each
+    row's start to the nearest example start at or after its share, so no row begins inside
+    an example, whose answer would then follow a question the row never read. Rows then
+    differ in length; the shorter ones end in masked padding. The targets are the same
+    either way: every token after the first, once."""
     require(
         batch_size > 0 and bptt > 0, f"batch_size and bptt must be positive: {batch_size}, {bptt}"
     )
+    require(starts is None or not shuffle, "stream_batches: starts only for unshuffled reads")
     offset = int(np.random.default_rng(seed).integers(bptt)) if shuffle else 0
     steps = (len(stream) - 1 - offset) // batch_size
     require(
@@ -147,21 +155,44 @@ def stream_batches(
         f"a stream of {len(stream)} tokens is too short for {batch_size} rows; lower the "
         "batch size (trainer.batch_size or trainer.eval_batch_size)",
     )
-    end = offset + steps * batch_size
-    x = torch.from_numpy(stream[offset:end].astype(np.int64)).view(batch_size, steps)
-    y = torch.from_numpy(stream[offset + 1 : end + 1].astype(np.int64)).view(batch_size, steps)
     if scored is None:
-        mask = torch.ones(batch_size, steps, dtype=torch.bool)
+        scored = np.ones(len(stream), dtype=np.bool_)
+    if starts is None:
+        end = offset + steps * batch_size
+        x = torch.from_numpy(stream[offset:end].astype(np.int64)).view(batch_size, steps)
+        y = torch.from_numpy(stream[offset + 1 : end + 1].astype(np.int64)).view(batch_size, steps)
+        mask = torch.from_numpy(scored[offset + 1 : end + 1].astype(np.bool_))
+        mask = mask.view(batch_size, steps)
     else:
-        mask = torch.from_numpy(scored[offset + 1 : end + 1].astype(np.bool_)).view(
-            batch_size, steps
-        )
-    for start in range(0, steps, bptt):
-        window = slice(start, min(start + bptt, steps))
+        x, y, mask = _aligned_rows(stream, scored, batch_size, starts)
+    for start in range(0, x.shape[1], bptt):
+        window = slice(start, min(start + bptt, x.shape[1]))
         yield Batch(
             x[:, window].contiguous(),
             y[:, window].contiguous(),
-            torch.full((batch_size,), window.stop - window.start, dtype=torch.int64),
+            torch.full((x.shape[0],), window.stop - window.start, dtype=torch.int64),
             mask[:, window].contiguous(),
             carry_state=True,
         )
+
+
+def _aligned_rows(
+    stream: np.ndarray, scored: np.ndarray, rows: int, starts: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inputs, targets and mask of at most ``rows`` rows over the whole stream, each row
+    beginning where an example does (fewer rows when examples are too few)."""
+    inputs = len(stream) - 1  # every token but the last is an input
+    shares = np.linspace(0, inputs, rows + 1)[1:-1]
+    allowed = starts[(starts > 0) & (starts < inputs)]
+    moved = allowed[np.minimum(np.searchsorted(allowed, shares), len(allowed) - 1)]
+    bounds = np.unique(np.concatenate([[0], moved if len(allowed) else [], [inputs]]))
+    bounds = bounds.astype(np.int64)
+    width = int(np.diff(bounds).max())
+    x = np.zeros((len(bounds) - 1, width), dtype=np.int64)
+    y = np.zeros_like(x)
+    mask = np.zeros(x.shape, dtype=np.bool_)
+    for row, (begin, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        x[row, : stop - begin] = stream[begin:stop]
+        y[row, : stop - begin] = stream[begin + 1 : stop + 1]
+        mask[row, : stop - begin] = scored[begin + 1 : stop + 1]
+    return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(mask)

@@ -91,6 +91,9 @@ class GeneratedTask(LanguageModel):
         self.held_out = keys["valid"] | keys["test"]
         encoded = {split: self._encode(texts) for split, texts in self.examples.items()}
         self.streams = {split: stream for split, (stream, _) in encoded.items()}
+        self.starts = {
+            split: np.cumsum([0, *map(len, texts[:-1])]) for split, texts in self.examples.items()
+        }
         if score_from is not None:
             self.scored = {split: scored for split, (_, scored) in encoded.items()}
 

@@ -17,7 +17,8 @@ from ablate.tasks.batching import stream_batches
 
 class LanguageModel(Task):
     """Subclasses fill ``streams`` (token ids per split) and ``vocabulary``, optionally
-    ``scored`` (which tokens count as targets), and set the metric."""
+    ``scored`` (which tokens count as targets) and ``starts`` (where each example begins,
+    for streams of examples: evaluation rows then begin there), and set the metric."""
 
     tokens = True
     pattern = Pattern.NEXT_STEP
@@ -26,6 +27,7 @@ class LanguageModel(Task):
     streams: dict[str, np.ndarray]
     vocabulary: list[str]
     scored: dict[str, np.ndarray] | None = None
+    starts: dict[str, np.ndarray] | None = None
 
     def __init__(self, *, bptt: int) -> None:
         require(bptt > 0, f"task.bptt: must be positive, got {bptt}")
@@ -42,8 +44,9 @@ class LanguageModel(Task):
     def batches(self, split: str, batch_size: int, *, shuffle: bool, seed: int) -> Iterator[Batch]:
         check_split(split)
         stream, scored = self.split_stream(split, shuffle=shuffle, seed=seed)
+        starts = None if shuffle or self.starts is None else self.starts[split]
         return stream_batches(
-            stream, batch_size, self.bptt, shuffle=shuffle, seed=seed, scored=scored
+            stream, batch_size, self.bptt, shuffle=shuffle, seed=seed, scored=scored, starts=starts
         )
 
     def split_stream(

@@ -88,6 +88,69 @@ def test_stream_shuffle_moves_the_start_and_keeps_the_mask_aligned():
         assert torch.equal(b.mask, b.targets % 3 == 0)
 
 
+def test_stream_rows_begin_where_examples_do():
+    # examples of 3..11 tokens: token i holds its own position, so rows can be checked
+    lengths = np.random.default_rng(0).integers(3, 12, size=60)
+    stream = np.arange(int(lengths.sum()))
+    starts = np.cumsum([0, *lengths[:-1]])
+    scored = np.random.default_rng(1).random(len(stream)) < 0.5
+    batches = list(
+        stream_batches(stream, 8, 5, shuffle=False, seed=0, scored=scored, starts=starts)
+    )
+    assert all(b.carry_state for b in batches)
+    inputs = torch.cat([b.inputs for b in batches], dim=1)
+    targets = torch.cat([b.targets for b in batches], dim=1)
+    mask = torch.cat([b.mask for b in batches], dim=1)
+    assert inputs.shape[0] == 8 and set(inputs[:, 0].tolist()) <= set(starts.tolist())
+    # the same targets as the plain cut, each scored once; padding never scored
+    flat = list(stream_batches(stream, 8, 5, shuffle=False, seed=0, scored=scored))
+    plain = torch.cat([b.targets[b.mask] for b in flat]).sort().values
+    assert torch.equal(
+        targets[mask].sort().values, plain.new_tensor(np.flatnonzero(scored[1:]) + 1)
+    )
+    assert len(plain) <= int(mask.sum())  # the plain cut drops a tail the aligned rows keep
+    for row in range(8):  # each row reads consecutive tokens, then padding
+        n = int((inputs[row] != 0).sum()) + int(inputs[row, 0] == 0)
+        assert torch.equal(targets[row, :n], inputs[row, :n] + 1)
+        assert not mask[row, n:].any()
+    # too few examples for the rows asked: fewer rows, still aligned
+    few = list(
+        stream_batches(stream[:40], 16, 5, shuffle=False, seed=0, starts=starts[starts < 40])
+    )
+    assert set(few[0].inputs[:, 0].tolist()) <= set(starts.tolist())
+    with pytest.raises(TaskDataError, match="starts"):
+        list(stream_batches(stream, 8, 5, shuffle=True, seed=0, starts=starts))
+
+
+def _rows_read_their_questions(batches, vocabulary) -> list[bool]:
+    """Per row: whether every scored target comes after an "=" the row has read."""
+    inputs = torch.cat([b.inputs for b in batches], 1)
+    mask = torch.cat([b.mask for b in batches], 1)
+    equals = vocabulary.index("=")
+    verdicts = []
+    for row, scored in zip(inputs, mask, strict=True):
+        first = int(scored.nonzero()[0]) if scored.any() else len(row)
+        verdicts.append(bool((row[: first + 1] == equals).any()) or not scored.any())
+    return verdicts
+
+
+def test_generated_evaluation_rows_never_begin_inside_an_example(make_task):
+    # 256 evaluation rows (the default) over 300 examples: the plain cut begins most rows
+    # inside an example, whose answer then follows a question the row never read
+    task = make_task("arith", valid_examples=300)
+    aligned = list(task.batches("valid", 256, shuffle=False, seed=0))
+    assert all(_rows_read_their_questions(aligned, task.vocabulary))
+    first = {task.vocabulary[i] for i in aligned[0].inputs[:, 0].tolist()}
+    assert first <= set("-0123456789")  # an example's first character
+    scored = task.scored["valid"]
+    plain = list(
+        stream_batches(task.streams["valid"], 256, 35, shuffle=False, seed=0, scored=scored)
+    )
+    assert not all(_rows_read_their_questions(plain, task.vocabulary))
+    # the same targets are scored either way
+    assert int(sum(b.mask.sum() for b in aligned)) == int(scored[1:].sum())
+
+
 def test_stream_too_short():
     with pytest.raises(TaskDataError, match="too short"):
         list(stream_batches(np.arange(5), 8, 35, shuffle=False, seed=0))
