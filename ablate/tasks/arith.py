@@ -50,14 +50,14 @@ class Arith(GeneratedTask):
     def __init__(
         self,
         *,
-        train_examples: int = 5000,
+        train_examples: int = 20000,
         valid_examples: int = 500,
         test_examples: int = 500,
         max_digits: int = 8,
         max_distractors: int = 3,
         bptt: int = 35,
         data_seed: int = 0,
-        fresh_train: bool = False,
+        fresh_train: bool = True,
     ) -> None:
         require(0 < max_digits <= 18, f"task.max_digits: must lie in 1..18, got {max_digits}")
         require(max_distractors >= 0, f"task.max_distractors: must be >= 0, got {max_distractors}")
