@@ -33,11 +33,13 @@ def draw_example(
     a, b = draw_number(rng, max_digits), draw_number(rng, max_digits)
     operator = "+" if rng.random() < 0.5 else "-"
     result = a + b if operator == "+" else a - b
-    question = []
-    for char in f"{a}{operator}{b}":
-        noise = rng.integers(len(LETTERS), size=int(rng.integers(0, max_distractors + 1)))
-        question.append(char + "".join(LETTERS[i] for i in noise))
-    return f"{''.join(question)}={result}.", (a, operator, b)
+    question = f"{a}{operator}{b}"
+    # all of an example's distractors in two draws: fresh_train draws 20,000 examples an epoch
+    counts = rng.integers(0, max_distractors + 1, size=len(question)).tolist()
+    noise = "".join(LETTERS[i] for i in rng.integers(len(LETTERS), size=sum(counts)))
+    ends = np.cumsum(counts).tolist()
+    parts = [c + noise[end - n : end] for c, n, end in zip(question, counts, ends, strict=True)]
+    return f"{''.join(parts)}={result}.", (a, operator, b)
 
 
 class Arith(GeneratedTask):
