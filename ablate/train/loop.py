@@ -40,6 +40,9 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+MONITORS = ("metric", "loss")
+
+
 @dataclass(frozen=True)
 class TrainerConfig:
     max_epochs: int = 20
@@ -49,8 +52,16 @@ class TrainerConfig:
     max_batches: int | None = None  # cap on training batches per epoch (smoke runs of long tasks)
     progress: bool | None = None  # None: a bar only when stderr is a terminal
     checkpoint: bool = True
+    # What the schedule watches for improvement: the task's metric (which always selects the
+    # best epoch) or the validation loss, which keeps moving while a quantised metric such as
+    # accuracy sits on a plateau the model is still learning its way off.
+    monitor: str = "metric"
 
     def __post_init__(self) -> None:
+        if self.monitor not in MONITORS:
+            raise AblateError(
+                f"trainer.monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}"
+            )
         for name in ("max_epochs", "patience", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -84,6 +95,15 @@ def better(task: Task, new: float, old: float | None) -> bool:
     if old is None:
         return True
     return new > old if task.higher_is_better else new < old
+
+
+def schedule_improved(monitor: str, history: list[EpochRecord], improved: bool) -> bool:
+    """Whether the epoch just closed (the last of ``history``) improved what the schedule
+    watches; ``improved``: whether it improved the task's metric."""
+    if monitor == "metric":
+        return improved
+    *earlier, last = history
+    return all(last.valid["loss"] < record.valid["loss"] for record in earlier)
 
 
 @dataclass
@@ -206,7 +226,12 @@ class Trainer:
         if improved:
             progress.best_value, progress.best_epoch, progress.best_valid = value, epoch, valid
             progress.best_state = _cpu_copy(self.model.state_dict())
-        progress.stopped = self.schedule.after_epoch(improved) or epoch == self.config.max_epochs
+        progress.stopped = (
+            self.schedule.after_epoch(
+                schedule_improved(self.config.monitor, progress.history, improved)
+            )
+            or epoch == self.config.max_epochs
+        )
         log.info(
             "epoch %d: train loss %.4f, valid %s %.4f%s, %.1fs",
             epoch,

@@ -42,6 +42,7 @@ CASES = [
     (["model.hidden_size=0"], "model.hidden_size must be a positive integer, got 0"),
     (["model.num_layers=-1"], "model.num_layers must be a positive integer, got -1"),
     (["trainer.batch_size=0"], "trainer.batch_size must be a positive integer"),
+    (["trainer.monitor=nope"], "trainer.monitor must be one of metric, loss, got 'nope'"),
     (["optim.lr=-0.1"], "optim.lr must be a finite number > 0, got -0.1"),
     (["optim.lr=inf"], "optim.lr must be a finite number > 0, got inf"),
     (["optim.lr=nan"], "optim.lr must be a finite number > 0, got nan"),
