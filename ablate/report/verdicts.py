@@ -7,7 +7,7 @@ Thresholds, so that a verdict is not read off noise:
   corrected if --holm), and need MIN_TRIALS finished trials of every cell involved per task.
 - The hyperparameter findings need MIN_FANOVA_SETTINGS distinct hyperparameter settings per
   task (studies of different cells may draw the same settings); 'by far' means at least
-  twice the next importance; 'hardly matters' and 'nearly independent' mean below
+  twice every other importance; 'hardly matters' and 'nearly independent' mean below
   NEGLIGIBLE of the variance.
 - Jozefowicz's findings compare best test values per (cell, task) and need
   MIN_SEARCH_TRIALS searched trials per cell and task: finished, diverged or pruned, each an
@@ -213,11 +213,14 @@ def _lr_dominates(e: Evidence) -> tuple[str, str] | None:
         return None
     parts, dominant = [], True
     for a in found:
-        ranked = sorted(a.importances.values(), reverse=True)
         lr = a.importances["optim.lr"]
-        runner_up = ranked[1] if len(ranked) > 1 else 0.0
-        dominant &= lr == ranked[0] and lr >= 2 * runner_up
-        parts.append(f"{a.task}: lr {lr:.2f}, next {runner_up:.2f}")
+        others = {k: v for k, v in a.importances.items() if k != "optim.lr"}
+        rival = max(others, key=others.__getitem__, default=None)
+        runner_up = others.get(rival, 0.0)
+        dominant &= lr >= 2 * runner_up
+        parts.append(
+            f"{a.task}: lr {lr:.2f}" + (f", largest other {rival} {runner_up:.2f}" if rival else "")
+        )
     if not _enough_fanova(found):
         return "; ".join(parts), TOO_FEW
     return "; ".join(parts), HOLDS if dominant else FAILS
