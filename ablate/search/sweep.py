@@ -316,9 +316,13 @@ class Sweep:
 
     def _ask_batch(self, slots: list[StudySlot]) -> list[tuple[StudySlot, Trial]]:
         """Up to batch_size trials, taken from the studies in turn (``run_length`` at a time)
-        so a batch mixes them."""
+        so a batch mixes them, the studies with the fewest trials first: when a batch holds
+        fewer trials than there are studies, the next batch goes on with the others, and a
+        sweep stopped part way leaves its studies about equally far."""
         batch: list[tuple[StudySlot, Trial]] = []
-        wanting = [s for s in slots if s.remaining() > 0]
+        wanting = sorted(
+            (s for s in slots if s.remaining() > 0), key=lambda s: s.n_trials - s.remaining()
+        )
         while wanting and len(batch) < self.batch_size:
             for slot in list(wanting):
                 for _ in range(self.run_length):

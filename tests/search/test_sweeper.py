@@ -241,3 +241,19 @@ def test_auto_batch_size(launcher, sampler, n_jobs, expected):
     )
     pool = JoblibLauncher(n_jobs=n_jobs) if launcher == "joblib" else BasicLauncher()
     assert auto_batch_size(settings, pool) == expected
+
+
+def test_batches_smaller_than_the_sweep_go_round_every_study(conf, tmp_path):
+    """Three studies, two trials a launch: the second launch starts with the study the first
+    left out, so a sweep stopped part way leaves its studies about equally far (each launch
+    used to start again from the first study, starving the last ones)."""
+    sweep(
+        conf, tmp_path, "cell=nig,nfg,nog", "hydra.sweeper.n_trials=2", "hydra.sweeper.batch_size=2"
+    )
+    launched = sorted(
+        (t.datetime_start, cell)
+        for cell in ("nig", "nfg", "nog")
+        for t in trials(tmp_path, f"default/{cell}/digits")
+    )
+    assert len(launched) == 6
+    assert {cell for _, cell in launched[:3]} == {"nig", "nfg", "nog"}

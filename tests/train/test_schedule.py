@@ -45,7 +45,9 @@ def test_an_improvement_resets_the_count_of_bad_epochs():
 
 
 def test_plateau_stops_after_patience_bad_epochs_at_a_fixed_rate():
-    rates, stopped = _rates_until_stop(Schedule(_optimizer(), 2, 0, 0.5), [True, False] * 3 + [False])
+    rates, stopped = _rates_until_stop(
+        Schedule(_optimizer(), 2, 0, 0.5), [True, False] * 3 + [False]
+    )
     assert rates == [1.0] * 7 and stopped == 7
 
 
@@ -81,7 +83,9 @@ def arith(tmp_path_factory):
 def _fit(task, monitor: str) -> list[EpochRecord]:
     torch.manual_seed(0)
     model = SequenceModel(preset("lstm"), task, ModelConfig(hidden_size=16))
-    optim = OptimConfig(lr=0.05, momentum=0.0, nesterov=False, schedule="jozefowicz", decay_epochs=1)
+    optim = OptimConfig(
+        lr=0.05, momentum=0.0, nesterov=False, schedule="jozefowicz", decay_epochs=1
+    )
     config = TrainerConfig(
         max_epochs=10, patience=2, batch_size=20, monitor=monitor, checkpoint=False, progress=False
     )
