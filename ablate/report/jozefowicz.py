@@ -15,17 +15,18 @@ from ablate.report.stats import spearman
 from ablate.report.tables import Table
 
 
-def best_runs(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, cell), the finished run with the best validation value (ties: the earliest)."""
+def best_runs(jobs: pd.DataFrame, by: tuple[str, ...] = ("task", "cell")) -> pd.DataFrame:
+    """Per (task, cell), or per group of ``by``, the finished run with the best validation value
+    (ties: the earliest)."""
     finished = jobs[jobs["state"] == "finished"].dropna(subset=["valid"])
     picked = []
-    for (_task, _cell), rows in finished.groupby(["task", "cell"], sort=True):
+    for _, rows in finished.groupby(list(by), sort=True):
         higher = bool((rows["direction"] == "maximize").any())
         ordered = rows.sort_values(
             ["valid", "start_time", "run_id"], ascending=[not higher, True, True], kind="mergesort"
         )
         picked.append(ordered.iloc[0])
-    return pd.DataFrame(picked).reset_index(drop=True)
+    return pd.DataFrame(picked, columns=jobs.columns).reset_index(drop=True)
 
 
 @dataclass(frozen=True)

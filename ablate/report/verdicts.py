@@ -7,7 +7,8 @@ Thresholds, so that a verdict is not read off noise:
   corrected if --holm), and need MIN_TRIALS finished trials of every cell involved per task.
 - The hyperparameter findings need MIN_FANOVA_SETTINGS distinct hyperparameter settings per
   task (studies of different cells may draw the same settings); 'by far' means at least
-  twice every other importance; 'hardly matters' and 'nearly independent' mean below
+  twice every other hyperparameter's importance (a component search's cell fields are
+  components, not hyperparameters); 'hardly matters' and 'nearly independent' mean below
   NEGLIGIBLE of the variance.
 - Jozefowicz's findings compare best test values per (cell, task) and need
   MIN_SEARCH_TRIALS searched trials per cell and task: finished, diverged or pruned, each an
@@ -42,6 +43,7 @@ from ablate.report.paper import CELL_LABEL, GREFF_DOMAIN
 from ablate.report.scale import Scale
 from ablate.report.stats import best_fraction, welch
 from ablate.report.tables import Table
+from ablate.search import components as search_components
 
 HOLDS, FAILS, TOO_FEW = "holds", "does not hold", "too few trials to say"
 MIN_TRIALS = 10
@@ -214,7 +216,12 @@ def _lr_dominates(e: Evidence) -> tuple[str, str] | None:
     parts, dominant = [], True
     for a in found:
         lr = a.importances["optim.lr"]
-        others = {k: v for k, v in a.importances.items() if k != "optim.lr"}
+        # Greff's finding ranks hyperparameters; a component search's cell fields are not.
+        others = {
+            k: v
+            for k, v in a.importances.items()
+            if k != "optim.lr" and not search_components.is_component(k)
+        }
         rival = max(others, key=others.__getitem__, default=None)
         runner_up = others.get(rival, 0.0)
         dominant &= lr >= 2 * runner_up

@@ -32,6 +32,13 @@ def test_component_search_and_its_report(tmp_path: Path):
     report = tmp_path / "reports" / "components_smoke"
     index = (report / "index.md").read_text()
     assert "## 3b. The cell's components" in index
+    # Each run drew its own cell: none is labelled with the grid's preset (vanilla) as if it
+    # were one, and Greff's and Jozefowicz's per-cell sections leave them out.
+    assert "| digits | components searched | 10 |" in index
+    assert "cells drawn by a component search" in index
+    assert index.count("The component search's 10 runs are not compared here") == 2
+    assert "greff_fig3_digits.png" not in index and "jozefowicz_table1" not in index
+    assert (report / "figures" / "curves_digits.png").is_file()
     assert "fANOVA: importance of each component" in index and "forget gate" in index
     assert "Largest pairwise interactions between components" in index
     assert "The best cells found against vanilla" in index

@@ -45,8 +45,21 @@ def _row(importances: dict[str, dict[str, float]], settings: int = 60) -> tuple[
             verdicts.FAILS,
         ),
         ({"vowels": {"optim.lr": 1.0}}, "vowels: lr 1.00", verdicts.HOLDS),
+        # a component search: the cell's components are ranked in their own row, not this one
+        (
+            {
+                "jsb": {
+                    "optim.lr": 0.14,
+                    "cell.output_activation": 0.67,
+                    "cell.block_activation": 0.13,
+                    "optim.momentum": 0.01,
+                }
+            },
+            "jsb: lr 0.14, largest other optim.momentum 0.01",
+            verdicts.HOLDS,
+        ),
     ],
-    ids=["dominant", "second", "first-not-by-far", "alone"],
+    ids=["dominant", "second", "first-not-by-far", "alone", "components-aside"],
 )
 def test_the_learning_rate_row_names_the_largest_other_importance(importances, measured, verdict):
     assert _row(importances) == (measured, verdict)
