@@ -273,9 +273,11 @@ def _components(
     w.text(
         "## 3b. The cell's components",
         "The trials searched the cell's components with the hyperparameters (each trial's cell "
-        "is its run's tag `cell.components`). Importances are fANOVA's, as in section 3; the "
-        "interactions, marginals and predicted values come from the same seeded random forest, "
-        "averaged uniformly over everything else.",
+        "is its run's tag `cell.components`). Importances are fANOVA's, as in section 3, over "
+        "the whole search space and in its best quarter (every test value worse than the best "
+        "quarter's boundary set to it: where most settings fail, how badly they fail would "
+        "otherwise be most of the variance); the interactions, marginals and predicted values "
+        "come from the same seeded random forest, averaged uniformly over everything else.",
     )
     w.table(components.importance_table(found))
     w.table(components.pair_table(found))

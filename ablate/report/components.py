@@ -2,6 +2,13 @@
 (:mod:`ablate.search.components`), per task, on the same trials and test values as the
 hyperparameter analysis (:mod:`ablate.report.hyper`), whose fANOVA importances it reads.
 
+Beside the importances over the whole search space, the same fANOVA on the test values
+capped at the boundary of the best quarter (everything worse counts as equally bad): which
+component matters *among the settings that train*. A random search whose learning rates
+mostly fail gives the learning rate most of the variance there is; capping removes the
+difference between failures, as Hutter et al. 2014 (fANOVA) cap the forest's predictions to
+quantify importance in good regions (here the values are capped before the forest is fitted).
+
 From hyper's seeded random forest: each component's marginal (the predicted test metric at
 each of its choices, averaged uniformly over the other components and the hyperparameters),
 the pairwise interactions between components, and each cell's predicted test metric averaged
@@ -28,6 +35,7 @@ from ablate.search.trial import MLFLOW_RUN_ATTR
 
 REFERENCE = "vanilla"
 BEST_CELLS = 5
+GOOD_QUANTILE = 0.25  # the good region: the best quarter of the task's test values
 LABEL = {
     "cell.gates.input": "input gate",
     "cell.gates.forget": "forget gate",
@@ -70,10 +78,19 @@ class Analysis:
     pairs: list[tuple[str, str, float]] = field(default_factory=list)  # largest first
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # the best cells, then vanilla
     observed: pd.DataFrame = field(default_factory=pd.DataFrame)  # trial, components, test
+    good: dict[str, float] = field(default_factory=dict)  # fANOVA in the best quarter
 
 
 def searched(found: hyper.Analysis) -> bool:
     return any(components.is_component(d.key) for d in found.dims)
+
+
+def good_region(y: np.ndarray, higher: bool) -> np.ndarray:
+    """The values capped at the boundary of the best GOOD_QUANTILE: the good ones as they are,
+    every worse one equal to the boundary."""
+    if higher:
+        return np.maximum(y, np.quantile(y, 1 - GOOD_QUANTILE))
+    return np.minimum(y, np.quantile(y, GOOD_QUANTILE))
 
 
 def analyse(storage: BaseStorage, jobs: pd.DataFrame, found: hyper.Analysis, seed: int) -> Analysis:
@@ -122,7 +139,17 @@ def analyse(storage: BaseStorage, jobs: pd.DataFrame, found: hyper.Analysis, see
         pairs,
         _cells(forest, base, dims, mine, observed, found.higher_is_better),
         observed,
+        _good_importances(dims, trials, y, found.higher_is_better, seed),
     )
+
+
+def _good_importances(
+    dims: list[hyper.Dim], trials: list, y: np.ndarray, higher: bool, seed: int
+) -> dict[str, float]:
+    capped = good_region(y, higher)
+    if np.ptp(capped) == 0:  # the best quarter all one value: nothing to decompose
+        return {}
+    return hyper.fanova_importances(dims, trials, capped, seed)
 
 
 def _cells(
@@ -181,13 +208,18 @@ def importance_table(found: list[Analysis]) -> Table:
     rows = []
     for key in keys:
         row: dict[str, object] = {"component or hyperparameter": label(key)}
-        row.update({a.task: a.importances.get(key, math.nan) for a in found})
+        for a in found:
+            row[a.task] = a.importances.get(key, math.nan)
+            row[f"{a.task}, best quarter"] = a.good.get(key, math.nan)
         rows.append(row)
     trials = ", ".join(f"{a.task} {a.trials}" for a in found)
     note = (
         "Fraction of the variance of the test metric each component and hyperparameter "
         "explains alone (fANOVA main effects, as in the hyperparameter table, normalised to "
-        f"sum to 1 per task). Trials analysed: {trials}."
+        "sum to 1 per task); 'best quarter': the same with every test value worse than the "
+        "best quarter's boundary set to it, so that only differences among the settings that "
+        "train count (blank: the best quarter is all one value). "
+        f"Trials analysed: {trials}."
     )
     return Table(
         "component_importance", "fANOVA: importance of each component", pd.DataFrame(rows), note

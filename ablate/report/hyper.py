@@ -224,7 +224,9 @@ def matrix(dims: Sequence[Dim], trials: Sequence[FrozenTrial]) -> np.ndarray:
     return np.array([[d.encode(t.params[d.key]) for d in dims] for t in trials], dtype=float)
 
 
-def _importances(dims: list[Dim], trials: list[FrozenTrial], y: np.ndarray, seed: int) -> dict:
+def fanova_importances(
+    dims: list[Dim], trials: list[FrozenTrial], y: np.ndarray, seed: int
+) -> dict[str, float]:
     study = optuna.create_study()
     study.add_trials(
         [
@@ -376,7 +378,7 @@ def analyse(storage: BaseStorage | None, jobs: pd.DataFrame, task: str, seed: in
         settings=len({tuple(row) for row in x.tolist()}),
         clipped=clipped,
         dims=dims,
-        importances=_importances(dims, trials, y, seed),
+        importances=fanova_importances(dims, trials, y, seed),
         marginals=marginals,
         interaction=interaction,
     )

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+from ablate.report import components, hyper
 from tests.conftest import mlflow_runs, run_ablate
 
 SMOKE = [
@@ -46,3 +51,34 @@ def test_component_search_and_its_report(tmp_path: Path):
     for finding in ("the output activation are the most important", "Coupling the gates"):
         row = next(line for line in index.splitlines() if finding in line)
         assert "| at smoke scale: " in row
+
+
+def test_the_best_quarter_counts_a_component_that_matters_only_where_training_works():
+    """A learning rate below 1e-3 trains nothing, and how badly it fails depends on how low it
+    is; the forget gate matters only among the runs that train. Over the whole space the
+    failures' differences are nearly all the variance; in the best quarter they count for
+    nothing and the gate takes its share."""
+    rng = np.random.default_rng(0)
+    lr = hyper.Dim("optim.lr", FloatDistribution(1e-6, 1e-2, log=True), "identity")
+    gate = hyper.Dim("cell.gates.forget", CategoricalDistribution([True, False]), "identity")
+    dims = [gate, lr]
+    trials, values = [], []
+    for _ in range(200):
+        exponent, forget = rng.uniform(-6, -2), bool(rng.integers(2))
+        trains = exponent > -3
+        values.append((0.3 - 0.2 * forget if trains else 5 - 3 * exponent) + rng.normal(0, 0.01))
+        trials.append(
+            optuna.trial.create_trial(
+                params={"optim.lr": float(10**exponent), "cell.gates.forget": forget},
+                distributions={d.key: d.distribution for d in dims},
+                value=0.0,
+            )
+        )
+    y = np.array(values)
+    capped = components.good_region(y, higher=False)
+    assert capped.max() == np.quantile(y, components.GOOD_QUANTILE) and capped.min() == y.min()
+    assert np.array_equal(components.good_region(-y, higher=True), -capped)
+    everywhere = hyper.fanova_importances(dims, trials, y, seed=0)
+    good = hyper.fanova_importances(dims, trials, capped, seed=0)
+    assert everywhere["cell.gates.forget"] < 0.01
+    assert good["cell.gates.forget"] > 0.1
