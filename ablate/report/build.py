@@ -143,7 +143,7 @@ def _overview(
 def _left_out(drawn: int) -> str:
     return (
         f"The component search's {drawn} runs are not compared here: each drew its own cell "
-        "(section 3b compares their components; section 4 shows each task's best)."
+        "(their components are analysed in section 3b)."
     )
 
 
@@ -189,12 +189,14 @@ def _greff(w: Writer, jobs: pd.DataFrame, o: Options, drawn: int) -> list[greff.
     return found
 
 
-def _jozefowicz(w: Writer, best: pd.DataFrame, drawn: int) -> list[jozefowicz.RankAgreement]:
+def _jozefowicz(
+    w: Writer, best: pd.DataFrame, named: int, drawn: int
+) -> list[jozefowicz.RankAgreement]:
     w.text("## 2. Jozefowicz et al. Table 1: best test value per cell and task")
     if drawn:
         w.text(_left_out(drawn))
     if best.empty:
-        if not drawn:
+        if named:
             w.text("No finished runs.")
         return []
     best = best[best["task"] != greff.WEISS_TASK]  # counted by their limits, in section 5
@@ -329,7 +331,9 @@ def build(source: Source, o: Options, echo: Callable[[str], None] = print) -> Pa
             + (f" matching {source.run_filter!r}" if source.run_filter else "")
             + ": run its sweep first (ablate train -m experiment=NAME)"
         )
-    if o.reference and o.reference not in set(jobs["cell"]):
+    drawn = jobs["components"] != ""  # a component search's runs: each drew its own cell
+    named = jobs[~drawn]
+    if o.reference and o.reference not in set(named["cell"]):
         raise AblateError(f"--reference {o.reference}: no run of that cell in {names}")
     studies = load_studies(source)
     storage = optuna_url(source, list(studies["storage"]))
@@ -337,11 +341,9 @@ def build(source: Source, o: Options, echo: Callable[[str], None] = print) -> Pa
     w.stage("runs", f"{len(jobs)} job runs from {names}")
     size = scale.measure(names, jobs) if len(source.experiments) == 1 else scale.Scale(None, "")
     _overview(w, source, jobs, len(studies), storage, o, size)
-    drawn = jobs["components"] != ""  # a component search's runs: each drew its own cell
-    named = jobs[~drawn]
     comparisons = _greff(w, named, o, int(drawn.sum()))
     best = jozefowicz.best_runs(named)
-    agreements = _jozefowicz(w, best, int(drawn.sum()))
+    agreements = _jozefowicz(w, best, len(named), int(drawn.sum()))
     analyses = _hyper(w, jobs, storage, o)
     parts = _components(w, jobs, storage, analyses, o)
     curves = pd.concat([best, _best_drawn(jobs[drawn])], ignore_index=True) if drawn.any() else best

@@ -139,17 +139,24 @@ def analyse(storage: BaseStorage, jobs: pd.DataFrame, found: hyper.Analysis, see
         pairs,
         _cells(forest, base, dims, mine, observed, found.higher_is_better),
         observed,
-        _good_importances(dims, trials, y, found.higher_is_better, seed),
+        good_importances(dims, trials, y, found.higher_is_better, seed),
     )
 
 
-def _good_importances(
+def good_importances(
     dims: list[hyper.Dim], trials: list, y: np.ndarray, higher: bool, seed: int
 ) -> dict[str, float]:
+    """fANOVA on the values capped at the best quarter's boundary; none where fewer than
+    hyper.MIN_TRIALS values lie beyond it (a decomposition of one or two trials' differences
+    would read as confident importances)."""
     capped = good_region(y, higher)
-    if np.ptp(capped) == 0:  # the best quarter all one value: nothing to decompose
+    boundary = capped.min() if higher else capped.max()
+    if np.count_nonzero(capped != boundary) < hyper.MIN_TRIALS:
         return {}
-    return hyper.fanova_importances(dims, trials, capped, seed)
+    try:
+        return hyper.fanova_importances(dims, trials, capped, seed)
+    except RuntimeError:  # Optuna's fANOVA: no tree split (differences below its resolution)
+        return {}
 
 
 def _cells(
@@ -218,7 +225,7 @@ def importance_table(found: list[Analysis]) -> Table:
         "explains alone (fANOVA main effects, as in the hyperparameter table, normalised to "
         "sum to 1 per task); 'best quarter': the same with every test value worse than the "
         "best quarter's boundary set to it, so that only differences among the settings that "
-        "train count (blank: the best quarter is all one value). "
+        f"train count (blank: fewer than {hyper.MIN_TRIALS} values better than the boundary). "
         f"Trials analysed: {trials}."
     )
     return Table(

@@ -25,8 +25,8 @@ def best_runs(jobs: pd.DataFrame, by: tuple[str, ...] = ("task", "cell")) -> pd.
         ordered = rows.sort_values(
             ["valid", "start_time", "run_id"], ascending=[not higher, True, True], kind="mergesort"
         )
-        picked.append(ordered.iloc[0])
-    return pd.DataFrame(picked, columns=jobs.columns).reset_index(drop=True)
+        picked.append(ordered.index[0])
+    return jobs.loc[picked].reset_index(drop=True)  # the jobs' columns and dtypes, even empty
 
 
 @dataclass(frozen=True)

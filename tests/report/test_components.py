@@ -32,6 +32,14 @@ def test_component_search_and_its_report(tmp_path: Path):
         assert params["components"] and "cell.gates" in params and "cell.coupled" in params
     assert len({r.data.params["components"] for r in runs}) > 5
 
+    # A named cell's run beside the search (one plain job into the same study): it alone is
+    # Greff's and Jozefowicz's per-cell evidence, and vanilla, drawn only, is no reference.
+    run_ablate("train", *[a for a in SMOKE if "n_trials" not in a], "cell=nfg", cwd=tmp_path)
+    refused = run_ablate(
+        "report", "experiment=components_smoke", "--reference", "vanilla", cwd=tmp_path, check=False
+    )
+    assert refused.returncode != 0 and "--reference vanilla: no run of that cell" in refused.stderr
+
     out = run_ablate("report", "experiment=components_smoke", cwd=tmp_path).stdout
     assert "components" in out
     report = tmp_path / "reports" / "components_smoke"
@@ -39,10 +47,12 @@ def test_component_search_and_its_report(tmp_path: Path):
     assert "## 3b. The cell's components" in index
     # Each run drew its own cell: none is labelled with the grid's preset (vanilla) as if it
     # were one, and Greff's and Jozefowicz's per-cell sections leave them out.
-    assert "| digits | components searched | 10 |" in index
-    assert "cells drawn by a component search" in index
+    assert "| digits | components searched | 10 |" in index and "| digits | nfg | 1 |" in index
+    assert "1 cells named and" in index and "cells drawn by a component search" in index
     assert index.count("The component search's 10 runs are not compared here") == 2
-    assert "greff_fig3_digits.png" not in index and "jozefowicz_table1" not in index
+    table1 = (report / "tables" / "jozefowicz_table1.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in table1[1:]] == ["nfg"]
+    assert "best quarter" in (report / "tables" / "component_importance.csv").read_text()
     assert (report / "figures" / "curves_digits.png").is_file()
     assert "fANOVA: importance of each component" in index and "forget gate" in index
     assert "Largest pairwise interactions between components" in index
@@ -82,3 +92,18 @@ def test_the_best_quarter_counts_a_component_that_matters_only_where_training_wo
     good = hyper.fanova_importances(dims, trials, capped, seed=0)
     assert everywhere["cell.gates.forget"] < 0.01
     assert good["cell.gates.forget"] > 0.1
+
+
+def test_the_best_quarter_is_not_read_off_a_few_trials():
+    lr = hyper.Dim("optim.lr", FloatDistribution(1e-6, 1e-2, log=True), "identity")
+    trials = [
+        optuna.trial.create_trial(
+            params={"optim.lr": 10.0**-k}, distributions={"optim.lr": lr.distribution}, value=0.0
+        )
+        for k in np.linspace(2, 6, 40)
+    ]
+    y = np.ones(40)
+    y[:3] -= [0.5, 1e-9, 0.2]  # three values beat the rest: too few to decompose
+    assert components.good_importances([lr], trials, y, higher=False, seed=0) == {}
+    y[:20] -= np.linspace(0.1, 0.5, 20)  # twenty do
+    assert components.good_importances([lr], trials, y, higher=False, seed=0)["optim.lr"] == 1.0
