@@ -430,7 +430,23 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _check_gate_overrides(argv: list[str]) -> None:
+    """``cell.gates`` is a list, which Hydra indexes by number: ``cell.gates.forget=false``
+    (the form a component search's dimension takes) would end in OmegaConf's traceback."""
+    for arg in argv:
+        key, sep, _ = arg.lstrip("+~").partition("=")
+        head, _, item = key.partition("cell.gates.")
+        if sep and not head and item and not item.isdigit():
+            raise AblateError(
+                f"{arg}: cell.gates is the list of the cell's gates; set it whole "
+                "(cell.gates=[input,output]) or give components=TOKEN; cell.gates.GATE is a "
+                "search dimension (hydra.sweeper.params.cell.gates.GATE, "
+                "conf/search/components.yaml)"
+            )
+
+
 def main(argv: list[str]) -> int:
+    _check_gate_overrides(argv)  # ablate.cli prints it in one line
     sys.argv = ["ablate train", *argv]
     hydra_main()
     return 0

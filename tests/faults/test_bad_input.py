@@ -91,6 +91,10 @@ CASES = [
         "<unk> token to read it as)",
     ),
     (["task=framewise", "task.data_dir={data}/missing"], "task.data_dir is not a folder"),
+    (
+        ["cell.gates.forget=false"],
+        "cell.gates.forget=false: cell.gates is the list of the cell's gates; set it whole",
+    ),
     (["tracking.uri=http://127.0.0.1:9"], "tracking server http://127.0.0.1:9 is unreachable"),
     (["hydra.run.dir={data}/afile/out"], "output folder {data}/afile/out cannot be written"),
 ]
