@@ -19,11 +19,16 @@ def _cells(argv: Sequence[str]) -> int:
         prog="ablate cells",
         description="List the cell presets, or show the equations one computes.",
     )
-    parser.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    parser.add_argument(
+        "action", nargs="?", choices=["list", "show"], default="list", help="show: also NAME alone"
+    )
     parser.add_argument("name", nargs="?", help="preset name or path to a YAML spec (for show)")
     parser.add_argument("--input-size", type=int, default=64, help="M for parameter counts")
     parser.add_argument("--hidden-size", type=int, default=128, help="N for parameter counts")
-    args = parser.parse_args(argv)
+    words = list(argv)
+    if words and not words[0].startswith("-") and words[0] not in ("list", "show"):
+        words.insert(0, "show")  # `ablate cells NAME`, as a user would first try
+    args = parser.parse_args(words)
     if args.input_size <= 0 or args.hidden_size <= 0:
         parser.error("--input-size and --hidden-size must be positive")
     m, n = args.input_size, args.hidden_size

@@ -207,6 +207,7 @@ def test_cli_lists_presets_with_parameter_counts():
 def test_cli_show_prints_equations_and_errors_cleanly(tmp_path):
     result = _ablate("cells", "show", "cifg")
     assert "f_t = 1 - i_t" in result.stdout
+    assert _ablate("cells", "cifg").stdout == result.stdout  # `show` may be left out
     bad = _ablate("cells", "show", "nope")
     assert bad.returncode == 1
     assert bad.stderr.strip().count("\n") == 0 and "unknown cell preset 'nope'" in bad.stderr
