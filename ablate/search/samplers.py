@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from ablate.search.space import Dimension
 SAMPLERS = ("random", "tpe", "grid")
 PRUNERS = ("none", "median", "hyperband")
 MAX_DRAWS = 10_000  # of a trial's components, before the space is taken to have no valid cell
+MAX_ENUMERATED = 1 << 16  # component combinations counted one by one for the valid settings
 
 
 class TrialSeededRandomSampler(BaseSampler):
@@ -57,9 +59,31 @@ class TrialSeededRandomSampler(BaseSampler):
         self.paired = paired
         self.constrained = {d.key: d.distribution for d in constrained} if accepts else {}
         self.accepts = accepts
-        self.settings = settings_count([d.distribution for d in space])
+        self.settings = self._valid_settings(space)
         # Drawn together: every dimension where repeats are possible, else the constrained ones.
         self.joint = {d.key: d.distribution for d in space} if self.settings else self.constrained
+
+    def _valid_settings(self, space: Sequence[Dimension]) -> int:
+        """How many settings the spec accepts (0: unbounded). Counting the refused ones too, a
+        study that has drawn every valid setting would redraw MAX_DRAWS rounds per trial
+        (seconds each) looking for a new one that does not exist."""
+        total = settings_count([d.distribution for d in space])
+        if not total or not self.constrained or self.accepts is None:
+            return total
+        choices = [
+            (key, dist.choices)
+            for key, dist in sorted(self.constrained.items())
+            if isinstance(dist, CategoricalDistribution)
+        ]
+        combos = settings_count([dist for dist in self.constrained.values()])
+        if len(choices) < len(self.constrained) or combos > MAX_ENUMERATED:
+            return total
+        keys = [key for key, _ in choices]
+        valid = sum(
+            bool(self.accepts(dict(zip(keys, values, strict=True))))
+            for values in itertools.product(*(c for _, c in choices))
+        )
+        return total // combos * valid
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial

@@ -103,3 +103,16 @@ def test_names_and_refusals():
         parse_space({"cell": {"forget_bias": {"type": "float", "low": 0.0, "high": 1.0}}})
     with pytest.raises(AblateError, match="needs the random sampler"):
         build_sampler({"name": "tpe"}, parse_space(SPACE), 0)
+
+
+def test_a_finite_space_counts_only_the_settings_the_spec_accepts():
+    """The GRU space has 54 combinations of which the spec accepts 27: once a study has drawn
+    those 27, a trial repeats one at once instead of searching 10,000 rounds for a 28th."""
+    dims = parse_space(GRU_SPACE)
+    cell = preset("gru").to_dict()
+    sampler = build_sampler(
+        {"name": "random", "seed": 0}, dims, 0, lambda v: components.valid(cell, v)
+    )
+    assert sampler.settings == 27
+    _, found = draws(GRU_SPACE, "gru", 40)
+    assert len({tuple(sorted(p.items())) for p in found[:27]}) == 27  # no repeat before all
