@@ -24,7 +24,7 @@ from ablate.report import (
     verdicts,
     weiss,
 )
-from ablate.report.runs import histories, load_jobs, load_studies
+from ablate.report.runs import drawn_cells, histories, load_jobs, load_studies
 from ablate.report.store import Source, describe, optuna_url
 from ablate.search.storage import open_storage
 
@@ -135,7 +135,7 @@ def _overview(
         "task's worst (capped) test value. *failed* (crashed) and *killed* (interrupted) runs "
         "are counted, nothing more.",
     )
-    drawn = jobs["components"] != ""
+    drawn = drawn_cells(jobs)
     table = greff.counts(jobs.assign(cell=jobs["cell"].mask(drawn, SEARCHED))).reset_index()
     w.table(tables.Table("runs", "Job runs per task and cell, by how they ended", table))
 
@@ -156,7 +156,7 @@ def _best_drawn(drawn: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cells(jobs: pd.DataFrame) -> str:
-    drawn = jobs["components"] != ""
+    drawn = drawn_cells(jobs)
     named = jobs.loc[~drawn, "cell"].nunique()
     found = jobs.loc[drawn, "components"].nunique()
     if not drawn.any():
@@ -331,7 +331,7 @@ def build(source: Source, o: Options, echo: Callable[[str], None] = print) -> Pa
             + (f" matching {source.run_filter!r}" if source.run_filter else "")
             + ": run its sweep first (ablate train -m experiment=NAME)"
         )
-    drawn = jobs["components"] != ""  # a component search's runs: each drew its own cell
+    drawn = drawn_cells(jobs)
     named = jobs[~drawn]
     if o.reference and o.reference not in set(named["cell"]):
         raise AblateError(f"--reference {o.reference}: no run of that cell in {names}")

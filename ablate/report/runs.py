@@ -118,6 +118,11 @@ def load_jobs(source: Source) -> pd.DataFrame:
     return frame.sort_values(order, kind="mergesort").reset_index(drop=True)
 
 
+def drawn_cells(jobs: pd.DataFrame) -> pd.Series:
+    """Which job runs a component search made: each drew its own cell, so none has a name."""
+    return jobs["components"] != ""
+
+
 def load_studies(source: Source) -> pd.DataFrame:
     """The sweeps' parent runs: one per Optuna study (``ablate.kind = study``)."""
     rows = [
