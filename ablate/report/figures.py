@@ -265,26 +265,48 @@ def curves(
     task: str, metric: str, higher: bool, best: pd.DataFrame, history: pd.DataFrame, folder: Path
 ) -> list[Path]:
     """The validation metric and training loss per epoch of each cell's best run."""
+    keys = (f"valid_{metric}", "train_loss")
+    titles = [f"valid {metric} ({_direction(higher)}); dot: best epoch", "training loss"]
     with sns.axes_style(STYLE):
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
         palette = sns.color_palette("tab10", n_colors=max(10, len(best)))
         for colour, (_, run) in zip(palette, best.iterrows(), strict=False):
             mine = history[history["run_id"] == run["run_id"]]
-            for ax, key in zip(axes, (f"valid_{metric}", "train_loss"), strict=True):
+            for ax, key in zip(axes, keys, strict=True):
                 points = mine[mine["key"] == key]
                 ax.plot(points["step"], points["value"], color=colour, lw=1.4, label=run["cell"])
                 if key != "train_loss" and run["best_epoch"] in set(points["step"]):
                     at = points[points["step"] == run["best_epoch"]]["value"]
                     ax.scatter([run["best_epoch"]], at, color=colour, s=20, zorder=3)
-        axes[0].set(
-            xlabel="epoch",
-            ylabel=f"valid {metric}",
-            title=f"valid {metric} ({_direction(higher)}); dot: best epoch",
-        )
-        axes[1].set(xlabel="epoch", ylabel="train loss", title="training loss")
+        for ax, key, title in zip(axes, keys, titles, strict=True):
+            cut = _cut(ax, key, best, history)
+            ax.set(xlabel="epoch", ylabel=key.replace("_", " "), title=title + cut)
         axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.suptitle(f"{task}: learning curves of each cell's best run (by validation)")
         return save(fig, folder, f"curves_{task}")
+
+
+_NAMED = 3  # runs a cut curve's title names, the highest first
+
+
+def _cut(ax: plt.Axes, key: str, best: pd.DataFrame, history: pd.DataFrame) -> str:
+    """Keep one run's blow-up (a loss of 1e11, say) from flattening every other curve: the
+    box plots' y-range rule, and the runs it leaves off the axis named in the title."""
+    rows = history[history["key"] == key]
+    limits = _limits([rows["value"].to_numpy(float)])
+    if limits is None:
+        return ""
+    low, high = limits
+    out = rows[(rows["value"] < low) | (rows["value"] > high)]
+    if out.empty:
+        return ""
+    ax.set_ylim(low, high)
+    cells = best.set_index("run_id")["cell"]
+    peaks = out.groupby("run_id")["value"].agg(lambda v: v.abs().max())
+    peaks = peaks[peaks.index.isin(cells.index)].sort_values(ascending=False)
+    named = ", ".join(f"{cells[r]} {peaks[r]:.2g}" for r in peaks.index[:_NAMED])
+    more = f" and {len(peaks) - _NAMED} more" if len(peaks) > _NAMED else ""
+    return f"\n(off the axis: {named}{more})"
 
 
 # Each run's three test limits in the weiss figure: column, legend label, marker style.

@@ -82,3 +82,55 @@ def test_markdown_latex_and_csv(tmp_path):
 def test_experiment_names_come_from_the_experiment_files():
     assert mlflow_experiment_name("greff2017_smoke") == "greff2017_smoke"
     assert mlflow_experiment_name("some_mlflow_experiment") == "some_mlflow_experiment"
+
+
+def _history(spike: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Three runs' training losses over 10 epochs, the third blowing up at epoch 9 to spike."""
+    best = pd.DataFrame({"run_id": ["a", "b", "c"], "cell": ["lstm", "gru", "indrnn"]})
+    rows = []
+    for k, run in enumerate(best["run_id"]):
+        for step in range(1, 11):
+            value = 3.0 - 0.1 * step + 0.05 * k
+            rows.append({"run_id": run, "key": "train_loss", "step": step, "value": value})
+    rows[-2]["value"] = spike
+    return best, pd.DataFrame(rows)
+
+
+def test_a_curve_that_blows_up_is_cut_off_the_axis_and_named():
+    import matplotlib.pyplot as plt
+
+    from ablate.report.figures import _cut
+
+    best, history = _history(2.5e11)
+    fig, ax = plt.subplots()
+    note = _cut(ax, "train_loss", best, history)
+    low, high = ax.get_ylim()
+    plt.close(fig)
+    assert note == "\n(off the axis: indrnn 2.5e+11)"
+    assert 1.5 < low < 2.0 and 3.0 < high < 5.0  # the other runs fill most of the axis
+
+    best, history = _history(3.5)  # an ordinary epoch: nothing cut, matplotlib's own range
+    fig, ax = plt.subplots()
+    assert _cut(ax, "train_loss", best, history) == ""
+    assert ax.get_autoscaley_on()
+    plt.close(fig)
+
+
+def test_a_cut_names_the_three_highest_runs_and_counts_the_rest():
+    import matplotlib.pyplot as plt
+
+    from ablate.report.figures import _cut
+
+    cells = ["lstm", "gru", "tanh", "mut1", "mut2", "mut3"]
+    best = pd.DataFrame({"run_id": cells, "cell": cells})
+    history = pd.DataFrame(
+        {"run_id": run, "key": "valid_nll", "step": step, "value": 9.0 + 0.01 * step}
+        for run in cells
+        for step in range(1, 31)
+    )
+    first = history["step"] == 1  # every run starts far above where it settles
+    history.loc[first, "value"] = 20.0 + 10 * np.arange(len(cells))
+    fig, ax = plt.subplots()
+    note = _cut(ax, "valid_nll", best, history)
+    plt.close(fig)
+    assert note == "\n(off the axis: mut3 70, mut2 60, mut1 50 and 3 more)"
