@@ -3,6 +3,7 @@ the same bytes where matplotlib allows)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -280,13 +281,17 @@ def curves(
                     ax.scatter([run["best_epoch"]], at, color=colour, s=20, zorder=3)
         for ax, key, title in zip(axes, keys, titles, strict=True):
             cut = _cut(ax, key, best, history)
-            ax.set(xlabel="epoch", ylabel=key.replace("_", " "), title=title + cut)
+            # Wrapped to the panel's width: long cell names (a component search's) would
+            # otherwise run into the next panel's title.
+            ax.set_title("\n".join([title, *textwrap.wrap(cut, _TITLE_WIDTH)]), fontsize=9)
+            ax.set(xlabel="epoch", ylabel=key.replace("_", " "))
         axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.suptitle(f"{task}: learning curves of each cell's best run (by validation)")
         return save(fig, folder, f"curves_{task}")
 
 
 _NAMED = 3  # runs a cut curve's title names, the highest first
+_TITLE_WIDTH = 62  # characters a curve panel's title line holds at its font size
 
 
 def _cut(ax: plt.Axes, key: str, best: pd.DataFrame, history: pd.DataFrame) -> str:
@@ -306,7 +311,7 @@ def _cut(ax: plt.Axes, key: str, best: pd.DataFrame, history: pd.DataFrame) -> s
     peaks = peaks[peaks.index.isin(cells.index)].sort_values(ascending=False)
     named = ", ".join(f"{cells[r]} {peaks[r]:.2g}" for r in peaks.index[:_NAMED])
     more = f" and {len(peaks) - _NAMED} more" if len(peaks) > _NAMED else ""
-    return f"\n(off the axis: {named}{more})"
+    return f"(off the axis: {named}{more})"
 
 
 # Each run's three test limits in the weiss figure: column, legend label, marker style.

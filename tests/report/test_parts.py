@@ -106,7 +106,7 @@ def test_a_curve_that_blows_up_is_cut_off_the_axis_and_named():
     note = _cut(ax, "train_loss", best, history)
     low, high = ax.get_ylim()
     plt.close(fig)
-    assert note == "\n(off the axis: indrnn 2.5e+11)"
+    assert note == "(off the axis: indrnn 2.5e+11)"
     assert 1.5 < low < 2.0 and 3.0 < high < 5.0  # the other runs fill most of the axis
 
     best, history = _history(3.5)  # an ordinary epoch: nothing cut, matplotlib's own range
@@ -133,4 +133,4 @@ def test_a_cut_names_the_three_highest_runs_and_counts_the_rest():
     fig, ax = plt.subplots()
     note = _cut(ax, "valid_nll", best, history)
     plt.close(fig)
-    assert note == "\n(off the axis: mut3 70, mut2 60, mut1 50 and 3 more)"
+    assert note == "(off the axis: mut3 70, mut2 60, mut1 50 and 3 more)"
