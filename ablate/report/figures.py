@@ -354,6 +354,7 @@ def weiss(runs: pd.DataFrame, folder: Path) -> list[Path]:
             ax.set_xticks(range(len(cells)), cells)
             ax.set_ylabel("test limit: largest n accepted")
             ax.set_yscale("symlog", linthresh=10)
+            ax.set_ylim(bottom=-2)  # limits are >= 0: room for the markers at 0, no negative ticks
             ax.set_title(f"{language}: how far each run counts (higher is better)", fontsize=10)
             ax.legend(fontsize=8)
         fig.suptitle("Weiss et al.: generalisation limits on the counting languages, per run")

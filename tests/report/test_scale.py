@@ -55,11 +55,13 @@ def test_a_finished_paper_scale_sweep_and_other_experiments_are_unlabelled():
 
 
 def test_a_plain_multirun_plans_its_grid_over_the_overlay_it_starts_from():
-    # modern_counting's task and cell lists replace weiss2018's; its seeds are weiss2018's.
-    grid = planned("modern_counting")["grid"]
-    assert grid == {
+    # modern_counting's task, cell and seed lists replace weiss2018's; its epochs are weiss2018's.
+    plan = planned("modern_counting")
+    assert plan["grid"] == {
         "task": ["anbn"],
         "cell": ["lstm", "slstm", "gru", "mingru", "minlstm", "indrnn"],
         "seed": ["0", "1", "2"],
     }
+    assert plan["trainer.max_epochs"] == 30
+    assert planned("weiss2018")["grid"]["seed"] == [str(seed) for seed in range(10)]
     assert "grid" not in planned("greff2017")  # a search: trials, not a grid

@@ -90,7 +90,7 @@ def test_a_sweep_on_a_terminal_draws_its_progress(tmp_path):
 
 
 def test_status_of_a_finished_plain_multirun_reads_its_jobs_from_mlflow(tmp_path):
-    """weiss2018 is a grid of 30 jobs, no Optuna study: its committed archive, imported."""
+    """weiss2018 is a grid of 100 jobs, no Optuna study: its committed archive, imported."""
     archive = experiments_dir().parent / "reports" / "weiss2018" / "runs.parquet"
     run_ablate("archive", "import", str(archive), cwd=tmp_path)
     lines = run_ablate("status", "experiment=weiss2018", cwd=tmp_path).stdout.splitlines()
@@ -101,8 +101,8 @@ def test_status_of_a_finished_plain_multirun_reads_its_jobs_from_mlflow(tmp_path
     assert [r[0] for r in rows] == [f"weiss2018/{cell}/{task}"
                                     for cell in ("gru", "gru_torch", "lstm", "lstm_b", "tanh")
                                     for task in ("anbn", "anbncn")]  # fmt: skip
-    assert all(r[1:7] == ["3", "0", "0", "0", "0", "3"] for r in rows)
-    assert lines[-1] == "weiss2018: 30 of 30 runs, 0 running, complete"
+    assert all(r[1:7] == ["10", "0", "0", "0", "0", "10"] for r in rows)
+    assert lines[-1] == "weiss2018: 100 of 100 runs, 0 running, complete"
 
 
 def test_status_of_a_plain_multirun_under_way_counts_what_ran(tmp_path):
@@ -112,5 +112,5 @@ def test_status_of_a_plain_multirun_under_way_counts_what_ran(tmp_path):
         cwd=tmp_path,
     )  # fmt: skip
     lines = run_ablate("status", "experiment=weiss2018", cwd=tmp_path).stdout.splitlines()
-    assert lines[1].split()[:7] == ["weiss2018/gru/anbn", "2", "0", "0", "0", "0", "3"]
-    assert lines[-1].startswith("weiss2018: 2 of 30 runs, 0 running, 2 in the last hour, ~")
+    assert lines[1].split()[:7] == ["weiss2018/gru/anbn", "2", "0", "0", "0", "0", "10"]
+    assert lines[-1].startswith("weiss2018: 2 of 100 runs, 0 running, 2 in the last hour, ~")
